@@ -1,0 +1,1 @@
+//! Boot and scenario tests per architecture, and the benchmarks, for built Hull images.

@@ -1,0 +1,1 @@
+//! Boots Hull images under QEMU and drives the guest agent.

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Installs what Hull's build and tests need on Debian or Ubuntu; on any other
+# distribution it lists what is missing and stops.
+#
+#   scripts/deps.sh           install what is missing (root, apt)
+#   scripts/deps.sh --check   only report what is missing; exit 1 if anything is
+#
+# Idempotent: when everything is present it only looks, and takes seconds.
+set -euo pipefail
+
+VHOST_DEVICE_VSOCK_VERSION=0.3.0
+VIRTIOFSD_VERSION=1.14.0
+RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+              powerpc64le-unknown-linux-gnu s390x-unknown-linux-gnu)
+
+# tool-or-file  package  [backports]
+# A leading "/" means a file that must exist; anything else is a command on PATH.
+REQUIREMENTS=(
+  "make make"
+  "gcc build-essential"
+  "bc bc"
+  "bison bison"
+  "flex flex"
+  "/usr/include/libelf.h libelf-dev"
+  "/usr/include/openssl/ssl.h libssl-dev"
+  "perl perl"
+  "python3 python3"
+  "xz xz-utils"
+  "zstd zstd"
+  "gzip gzip"
+  "cpio cpio"
+  "kmod kmod"
+  "mkfs.ext4 e2fsprogs"
+  "mkfs.erofs erofs-utils"
+  "veritysetup cryptsetup-bin"
+  "sfdisk fdisk"
+  "unshare util-linux"
+  "ip iproute2"
+  "pkg-config pkg-config"
+  "/usr/include/seccomp.h libseccomp-dev"
+  "/usr/include/cap-ng.h libcap-ng-dev"
+  "/bin/busybox busybox-static"
+  "/usr/src/linux-source-6.12.tar.xz linux-source-6.12"
+  "qemu-system-x86_64 qemu-system-x86 backports"
+  "qemu-system-aarch64 qemu-system-arm backports"
+  "qemu-system-ppc64 qemu-system-ppc backports"
+  "qemu-system-s390x qemu-system-misc backports"
+  "aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu"
+  "powerpc64le-linux-gnu-gcc gcc-powerpc64le-linux-gnu"
+  "/usr/powerpc64le-linux-gnu/lib/libc.a libc6-dev-ppc64el-cross"
+  "s390x-linux-gnu-gcc gcc-s390x-linux-gnu"
+  "/usr/s390x-linux-gnu/lib/libc.a libc6-dev-s390x-cross"
+  "containerd containerd"
+)
+
+check_only=0
+[[ ${1:-} == --check ]] && check_only=1
+
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+export PATH="$cargo_home/bin:$PATH"
+
+present() {
+  case $1 in
+    /*) [[ -e $1 ]] ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
+
+missing_pkgs=()
+missing_bpo=()
+for req in "${REQUIREMENTS[@]}"; do
+  read -r what pkg bpo <<<"$req"
+  present "$what" && continue
+  if [[ -n ${bpo:-} ]]; then missing_bpo+=("$pkg"); else missing_pkgs+=("$pkg"); fi
+done
+
+missing_targets=()
+if command -v rustup >/dev/null 2>&1; then
+  installed=$(rustup target list --installed 2>/dev/null || true)
+  for t in "${RUST_TARGETS[@]}"; do
+    grep -qx "$t" <<<"$installed" || missing_targets+=("$t")
+  done
+else
+  missing_targets=("${RUST_TARGETS[@]}")
+fi
+
+missing_crates=()
+vsock_bin="$cargo_home/bin/vhost-device-vsock"
+if ! "$vsock_bin" --version 2>/dev/null | grep -q "$VHOST_DEVICE_VSOCK_VERSION"; then
+  missing_crates+=("vhost-device-vsock@$VHOST_DEVICE_VSOCK_VERSION")
+fi
+if ! "$cargo_home/bin/virtiofsd" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
+  missing_crates+=("virtiofsd@$VIRTIOFSD_VERSION")
+fi
+
+report() {
+  ((${#missing_pkgs[@]})) && echo "missing Debian packages: ${missing_pkgs[*]}"
+  ((${#missing_bpo[@]})) && echo "missing Debian packages (from bookworm-backports): ${missing_bpo[*]}"
+  ((${#missing_targets[@]})) && echo "missing rustup targets: ${missing_targets[*]}"
+  ((${#missing_crates[@]})) && echo "missing cargo tools (cargo install --locked): ${missing_crates[*]}"
+  true
+}
+
+total=$(( ${#missing_pkgs[@]} + ${#missing_bpo[@]} + ${#missing_targets[@]} + ${#missing_crates[@]} ))
+if ((total == 0)); then
+  echo "deps: everything is present"
+  exit 0
+fi
+
+if ((check_only)); then
+  report >&2
+  echo "deps: run 'make deps' (as root) to install them" >&2
+  exit 1
+fi
+
+if ! command -v apt-get >/dev/null 2>&1 && (( ${#missing_pkgs[@]} + ${#missing_bpo[@]} )); then
+  report >&2
+  echo "deps: this is not a Debian-like system; install the equivalents of the above by hand" >&2
+  exit 1
+fi
+
+if (( ${#missing_pkgs[@]} + ${#missing_bpo[@]} )); then
+  [[ $(id -u) == 0 ]] || { report >&2; echo "deps: installing packages needs root" >&2; exit 1; }
+  . /etc/os-release
+  if ((${#missing_bpo[@]})) && [[ ${ID:-} == debian ]]; then
+    # The stock QEMU conflicts with the qemu-utils some images ship from backports;
+    # take QEMU from backports too.
+    bpo=/etc/apt/sources.list.d/hull-backports.list
+    [[ -e $bpo ]] || echo "deb http://deb.debian.org/debian ${VERSION_CODENAME}-backports main" >"$bpo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  if ((${#missing_pkgs[@]})); then
+    apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}"
+  fi
+  if ((${#missing_bpo[@]})); then
+    if [[ ${ID:-} == debian ]]; then
+      apt-get install -y -qq --no-install-recommends -t "${VERSION_CODENAME}-backports" "${missing_bpo[@]}"
+    else
+      apt-get install -y -qq --no-install-recommends "${missing_bpo[@]}"
+    fi
+  fi
+fi
+
+if ((${#missing_targets[@]})); then
+  rustup target add "${missing_targets[@]}"
+fi
+
+for crate in "${missing_crates[@]}"; do
+  cargo install --quiet --locked --force "${crate%@*}" --version "${crate#*@}"
+done
+
+echo "deps: installed what was missing"
