@@ -13,48 +13,63 @@ VIRTIOFSD_VERSION=1.14.0
 RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl
               powerpc64le-unknown-linux-gnu s390x-unknown-linux-gnu)
 
-# tool-or-file  package  [backports]
-# A leading "/" means a file that must exist; anything else is a command on PATH.
+# group  tool-or-file  package  [backports]
+# Groups: build (kernel, agent, images), cross (building for another arch),
+# test (boot and end-to-end tests). A leading "/" names a file that must exist;
+# anything else is a command on PATH.
 REQUIREMENTS=(
-  "make make"
-  "gcc build-essential"
-  "bc bc"
-  "bison bison"
-  "flex flex"
-  "/usr/include/libelf.h libelf-dev"
-  "/usr/include/openssl/ssl.h libssl-dev"
-  "perl perl"
-  "python3 python3"
-  "xz xz-utils"
-  "zstd zstd"
-  "gzip gzip"
-  "cpio cpio"
-  "kmod kmod"
-  "mkfs.ext4 e2fsprogs"
-  "mkfs.erofs erofs-utils"
-  "veritysetup cryptsetup-bin"
-  "sfdisk fdisk"
-  "unshare util-linux"
-  "ip iproute2"
-  "pkg-config pkg-config"
-  "/usr/include/seccomp.h libseccomp-dev"
-  "/usr/include/cap-ng.h libcap-ng-dev"
-  "/bin/busybox busybox-static"
-  "/usr/src/linux-source-6.12.tar.xz linux-source-6.12"
-  "qemu-system-x86_64 qemu-system-x86 backports"
-  "qemu-system-aarch64 qemu-system-arm backports"
-  "qemu-system-ppc64 qemu-system-ppc backports"
-  "qemu-system-s390x qemu-system-misc backports"
-  "aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu"
-  "powerpc64le-linux-gnu-gcc gcc-powerpc64le-linux-gnu"
-  "/usr/powerpc64le-linux-gnu/lib/libc.a libc6-dev-ppc64el-cross"
-  "s390x-linux-gnu-gcc gcc-s390x-linux-gnu"
-  "/usr/s390x-linux-gnu/lib/libc.a libc6-dev-s390x-cross"
-  "containerd containerd"
+  "build make make"
+  "build gcc build-essential"
+  "build bc bc"
+  "build bison bison"
+  "build flex flex"
+  "build /usr/include/libelf.h libelf-dev"
+  "build /usr/include/openssl/ssl.h libssl-dev"
+  "build perl perl"
+  "build python3 python3"
+  "build xz xz-utils"
+  "build zstd zstd"
+  "build gzip gzip"
+  "build cpio cpio"
+  "build kmod kmod"
+  "build mkfs.ext4 e2fsprogs"
+  "build mkfs.erofs erofs-utils"
+  "build veritysetup cryptsetup-bin"
+  "build /bin/busybox busybox-static"
+  "build /usr/src/linux-source-6.12.tar.xz linux-source-6.12"
+  "cross aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu"
+  "cross powerpc64le-linux-gnu-gcc gcc-powerpc64le-linux-gnu"
+  "cross /usr/powerpc64le-linux-gnu/lib/libc.a libc6-dev-ppc64el-cross"
+  "cross s390x-linux-gnu-gcc gcc-s390x-linux-gnu"
+  "cross /usr/s390x-linux-gnu/lib/libc.a libc6-dev-s390x-cross"
+  "test qemu-system-x86_64 qemu-system-x86 backports"
+  "test qemu-system-aarch64 qemu-system-arm backports"
+  "test qemu-system-ppc64 qemu-system-ppc backports"
+  "test qemu-system-s390x qemu-system-misc backports"
+  "test sfdisk fdisk"
+  "test unshare util-linux"
+  "test ip iproute2"
+  "test containerd containerd"
+  "test pkg-config pkg-config"
+  "test /usr/include/seccomp.h libseccomp-dev"
+  "test /usr/include/cap-ng.h libcap-ng-dev"
 )
 
 check_only=0
-[[ ${1:-} == --check ]] && check_only=1
+groups="build cross test"
+while (($#)); do
+  case $1 in
+    --check) check_only=1 ;;
+    --for) groups=${2//,/ }; shift ;;
+    *) echo "usage: $0 [--check] [--for build,cross,test]" >&2; exit 2 ;;
+  esac
+  shift
+done
+wants() { [[ " $groups " == *" $1 "* ]]; }
+# A kernel source given by the user replaces Debian's package.
+if [[ -n ${KERNEL_SRC:-} && ${KERNEL_SRC} != /usr/src/linux-source-6.12.tar.xz ]]; then
+  skip_kernel_source=1
+fi
 
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export PATH="$cargo_home/bin:$PATH"
@@ -68,9 +83,13 @@ present() {
 
 missing_pkgs=()
 missing_bpo=()
+missing_what=()
 for req in "${REQUIREMENTS[@]}"; do
-  read -r what pkg bpo <<<"$req"
+  read -r group what pkg bpo <<<"$req"
+  wants "$group" || continue
+  [[ $pkg == linux-source-6.12 && -n ${skip_kernel_source:-} ]] && continue
   present "$what" && continue
+  missing_what+=("$what (package $pkg)")
   if [[ -n ${bpo:-} ]]; then missing_bpo+=("$pkg"); else missing_pkgs+=("$pkg"); fi
 done
 
@@ -85,17 +104,21 @@ else
 fi
 
 missing_crates=()
+wants test || { VHOST_DEVICE_VSOCK_VERSION=; VIRTIOFSD_VERSION=; }
 vsock_bin="$cargo_home/bin/vhost-device-vsock"
-if ! "$vsock_bin" --version 2>/dev/null | grep -q "$VHOST_DEVICE_VSOCK_VERSION"; then
+if [[ -n $VHOST_DEVICE_VSOCK_VERSION ]] &&
+   ! "$vsock_bin" --version 2>/dev/null | grep -q "$VHOST_DEVICE_VSOCK_VERSION"; then
   missing_crates+=("vhost-device-vsock@$VHOST_DEVICE_VSOCK_VERSION")
 fi
-if ! "$cargo_home/bin/virtiofsd" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
+if [[ -n $VIRTIOFSD_VERSION ]] &&
+   ! "$cargo_home/bin/virtiofsd" --version 2>/dev/null | grep -q "$VIRTIOFSD_VERSION"; then
   missing_crates+=("virtiofsd@$VIRTIOFSD_VERSION")
 fi
 
 report() {
-  ((${#missing_pkgs[@]})) && echo "missing Debian packages: ${missing_pkgs[*]}"
-  ((${#missing_bpo[@]})) && echo "missing Debian packages (from bookworm-backports): ${missing_bpo[*]}"
+  local w
+  for w in "${missing_what[@]}"; do echo "missing: $w"; done
+  ((${#missing_bpo[@]})) && echo "(from bookworm-backports on Debian 12: ${missing_bpo[*]})"
   ((${#missing_targets[@]})) && echo "missing rustup targets: ${missing_targets[*]}"
   ((${#missing_crates[@]})) && echo "missing cargo tools (cargo install --locked): ${missing_crates[*]}"
   true
