@@ -15,8 +15,8 @@ RUST_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl
 
 # group  tool-or-file  package  [backports]
 # Groups: build (kernel, agent, images), cross (building for another arch),
-# test (boot and end-to-end tests). A leading "/" names a file that must exist;
-# anything else is a command on PATH.
+# test (boot and end-to-end tests), qemu-<arch> (the emulator for one arch).
+# A leading "/" names a file that must exist; anything else is a command on PATH.
 REQUIREMENTS=(
   "build make make"
   "build gcc build-essential"
@@ -42,10 +42,10 @@ REQUIREMENTS=(
   "cross /usr/powerpc64le-linux-gnu/lib/libc.a libc6-dev-ppc64el-cross"
   "cross s390x-linux-gnu-gcc gcc-s390x-linux-gnu"
   "cross /usr/s390x-linux-gnu/lib/libc.a libc6-dev-s390x-cross"
-  "test qemu-system-x86_64 qemu-system-x86 backports"
-  "test qemu-system-aarch64 qemu-system-arm backports"
-  "test qemu-system-ppc64 qemu-system-ppc backports"
-  "test qemu-system-s390x qemu-system-misc backports"
+  "qemu-x86_64 qemu-system-x86_64 qemu-system-x86 backports"
+  "qemu-aarch64 qemu-system-aarch64 qemu-system-arm backports"
+  "qemu-ppc64le qemu-system-ppc64 qemu-system-ppc backports"
+  "qemu-s390x qemu-system-s390x qemu-system-misc backports"
   "test sfdisk fdisk"
   "test unshare util-linux"
   "test ip iproute2"
@@ -56,12 +56,12 @@ REQUIREMENTS=(
 )
 
 check_only=0
-groups="build cross test"
+groups="build cross test qemu-x86_64 qemu-aarch64 qemu-ppc64le qemu-s390x"
 while (($#)); do
   case $1 in
     --check) check_only=1 ;;
     --for) groups=${2//,/ }; shift ;;
-    *) echo "usage: $0 [--check] [--for build,cross,test]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--check] [--for GROUP,...]" >&2; exit 2 ;;
   esac
   shift
 done
