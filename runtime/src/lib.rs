@@ -1,1 +1,8 @@
 //! Boots Hull images under QEMU and drives the guest agent.
+//!
+//! Layers, bottom up: [`kvm`] (is KVM really usable), [`profile`] (QEMU machine
+//! profiles per architecture), [`vm`] (the launcher: helpers, QEMU, QMP, console,
+//! supervision of the processes).
+pub mod kvm;
+pub mod profile;
+pub mod vm;
