@@ -10,6 +10,8 @@
 //!   (`AgentService` / `create_agent_service` / `AgentServiceClient`, and
 //!   `Health` / `create_health` / `HealthClient`).
 //!
+//! [`oci_convert`] maps the OCI messages to and from the `oci-spec` crate's types.
+//!
 //! [`ttrpc`] and [`protobuf`] are re-exported so that every Hull crate uses the
 //! versions the generated code was built against.
 //!
@@ -20,3 +22,5 @@ include!(concat!(env!("OUT_DIR"), "/modules.rs"));
 
 pub use protobuf;
 pub use ttrpc;
+
+pub mod oci_convert;
