@@ -288,3 +288,112 @@ fn intel_rdt_to_proto(rdt: &LinuxIntelRdt) -> oci::LinuxIntelRdt {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Round-trips each name through `parse_name` and `Display`.
+    fn assert_names_round_trip<T>(names: &[&str], kind: &'static str)
+    where
+        T: std::str::FromStr + ToString,
+    {
+        for name in names {
+            let value: T = parse_name(name, "", kind).expect("known name");
+            assert_eq!(value.to_string(), *name);
+        }
+    }
+
+    #[test]
+    fn seccomp_names_round_trip() {
+        assert_names_round_trip::<LinuxSeccompAction>(
+            &[
+                "SCMP_ACT_KILL",
+                "SCMP_ACT_KILL_THREAD",
+                "SCMP_ACT_KILL_PROCESS",
+                "SCMP_ACT_TRAP",
+                "SCMP_ACT_ERRNO",
+                "SCMP_ACT_NOTIFY",
+                "SCMP_ACT_TRACE",
+                "SCMP_ACT_LOG",
+                "SCMP_ACT_ALLOW",
+            ],
+            "seccomp action",
+        );
+        assert_names_round_trip::<Arch>(
+            &[
+                "SCMP_ARCH_NATIVE",
+                "SCMP_ARCH_X86",
+                "SCMP_ARCH_X86_64",
+                "SCMP_ARCH_X32",
+                "SCMP_ARCH_ARM",
+                "SCMP_ARCH_AARCH64",
+                "SCMP_ARCH_MIPS64N32",
+                "SCMP_ARCH_PPC64LE",
+                "SCMP_ARCH_S390X",
+                "SCMP_ARCH_RISCV64",
+            ],
+            "seccomp architecture",
+        );
+        assert_names_round_trip::<LinuxSeccompFilterFlag>(
+            &[
+                "SECCOMP_FILTER_FLAG_LOG",
+                "SECCOMP_FILTER_FLAG_TSYNC",
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+            ],
+            "seccomp flag",
+        );
+        assert_names_round_trip::<LinuxSeccompOperator>(
+            &[
+                "SCMP_CMP_NE",
+                "SCMP_CMP_LT",
+                "SCMP_CMP_LE",
+                "SCMP_CMP_EQ",
+                "SCMP_CMP_GE",
+                "SCMP_CMP_GT",
+                "SCMP_CMP_MASKED_EQ",
+            ],
+            "seccomp operator",
+        );
+    }
+
+    #[test]
+    fn short_namespace_names_are_accepted() {
+        for (given, sent_back) in [("mnt", "mount"), ("net", "network"), ("pid", "pid")] {
+            let proto = oci::LinuxNamespace {
+                Type: given.into(),
+                ..Default::default()
+            };
+            let ns = namespace_from_proto(&proto).expect("known namespace");
+            let back = namespace_to_proto(&ns).expect("converts back");
+            assert_eq!(back.Type, sent_back);
+        }
+    }
+
+    #[test]
+    fn errnoret_presence_is_kept() {
+        let mut proto = oci::LinuxSyscall {
+            Names: vec!["mkdir".into()],
+            Action: "SCMP_ACT_ERRNO".into(),
+            ..Default::default()
+        };
+        let syscall = syscall_from_proto(&proto).expect("converts");
+        assert_eq!(syscall.errno_ret(), None);
+
+        proto.set_errnoret(0);
+        let syscall = syscall_from_proto(&proto).expect("converts");
+        assert_eq!(syscall.errno_ret(), Some(0));
+        assert_eq!(syscall_to_proto(&syscall), proto);
+    }
+
+    #[test]
+    fn device_without_path_is_refused() {
+        let proto = oci::LinuxDevice {
+            Type: "c".into(),
+            ..Default::default()
+        };
+        let err = device_from_proto(&proto).expect_err("path is required");
+        assert_eq!(err.field(), "path");
+    }
+}

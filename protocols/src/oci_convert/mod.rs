@@ -39,16 +39,15 @@
 mod linux;
 mod process;
 mod resources;
+mod spec;
 
 use std::path::Path;
 
-use oci_spec::runtime::{Hook, Hooks, Mount, Root, Spec};
 use oci_spec::OciSpecError;
-
-use crate::oci;
 
 pub use process::{process_from_proto, process_to_proto};
 pub use resources::{resources_from_proto, resources_to_proto};
+pub use spec::{spec_from_proto, spec_to_proto};
 
 /// A spec field that cannot be converted. Every variant names the field by its path
 /// in the spec (`process.capabilities.bounding[0]`).
@@ -149,190 +148,6 @@ impl<T> Within<T> for Result<T> {
     fn within(self, parent: &str) -> Result<T> {
         self.map_err(|e| e.within(parent))
     }
-}
-
-/// Converts a protocol `Spec` (`CreateContainerRequest.OCI`) into an oci-spec `Spec`.
-pub fn spec_from_proto(spec: &oci::Spec) -> Result<Spec> {
-    let mut out = Spec::default();
-    out.set_version(spec.Version.clone());
-    out.set_process(
-        spec.Process
-            .as_ref()
-            .map(process_from_proto)
-            .transpose()
-            .within("process")?,
-    );
-    out.set_root(spec.Root.as_ref().map(root_from_proto));
-    out.set_hostname(non_empty(&spec.Hostname));
-    out.set_domainname(None);
-    out.set_mounts(list_from_proto(&spec.Mounts, "mounts", mount_from_proto)?);
-    out.set_hooks(
-        spec.Hooks
-            .as_ref()
-            .map(hooks_from_proto)
-            .transpose()
-            .within("hooks")?,
-    );
-    out.set_annotations((!spec.Annotations.is_empty()).then(|| spec.Annotations.clone()));
-    out.set_linux(
-        spec.Linux
-            .as_ref()
-            .map(linux::linux_from_proto)
-            .transpose()
-            .within("linux")?,
-    );
-    out.set_solaris(None);
-    out.set_windows(None);
-    out.set_vm(None);
-    out.set_zos(None);
-    Ok(out)
-}
-
-/// Converts an oci-spec `Spec` into the protocol's `Spec`.
-pub fn spec_to_proto(spec: &Spec) -> Result<oci::Spec> {
-    Ok(oci::Spec {
-        Version: spec.version().clone(),
-        Process: spec
-            .process()
-            .as_ref()
-            .map(process_to_proto)
-            .transpose()
-            .within("process")?
-            .into(),
-        Root: spec
-            .root()
-            .as_ref()
-            .map(root_to_proto)
-            .transpose()
-            .within("root")?
-            .into(),
-        Hostname: spec.hostname().clone().unwrap_or_default(),
-        Mounts: list_to_proto(spec.mounts(), "mounts", mount_to_proto)?,
-        Hooks: spec
-            .hooks()
-            .as_ref()
-            .map(hooks_to_proto)
-            .transpose()
-            .within("hooks")?
-            .into(),
-        Annotations: spec.annotations().clone().unwrap_or_default(),
-        Linux: spec
-            .linux()
-            .as_ref()
-            .map(linux::linux_to_proto)
-            .transpose()
-            .within("linux")?
-            .into(),
-        ..Default::default()
-    })
-}
-
-fn root_from_proto(root: &oci::Root) -> Root {
-    let mut out = Root::default();
-    out.set_path(root.Path.clone().into());
-    out.set_readonly(root.Readonly.then_some(true));
-    out
-}
-
-fn root_to_proto(root: &Root) -> Result<oci::Root> {
-    Ok(oci::Root {
-        Path: path_to_string(root.path(), "path")?,
-        Readonly: root.readonly().unwrap_or(false),
-        ..Default::default()
-    })
-}
-
-fn mount_from_proto(mount: &oci::Mount) -> Result<Mount> {
-    if mount.destination.is_empty() {
-        return Err(OciConvertError::missing("destination"));
-    }
-    let mut out = Mount::default();
-    out.set_destination(mount.destination.clone().into());
-    out.set_typ(non_empty(&mount.type_));
-    out.set_source(non_empty(&mount.source).map(Into::into));
-    out.set_options(non_empty_vec(&mount.options));
-    Ok(out)
-}
-
-fn mount_to_proto(mount: &Mount) -> Result<oci::Mount> {
-    Ok(oci::Mount {
-        destination: path_to_string(mount.destination(), "destination")?,
-        source: opt_path_to_string(mount.source().as_deref(), "source")?,
-        type_: mount.typ().clone().unwrap_or_default(),
-        options: mount.options().clone().unwrap_or_default(),
-        ..Default::default()
-    })
-}
-
-#[allow(deprecated)] // Prestart is deprecated in the runtime-spec but still on the wire.
-fn hooks_from_proto(hooks: &oci::Hooks) -> Result<Hooks> {
-    let mut out = Hooks::default();
-    out.set_prestart(list_from_proto(
-        &hooks.Prestart,
-        "prestart",
-        hook_from_proto,
-    )?);
-    out.set_poststart(list_from_proto(
-        &hooks.Poststart,
-        "poststart",
-        hook_from_proto,
-    )?);
-    out.set_poststop(list_from_proto(
-        &hooks.Poststop,
-        "poststop",
-        hook_from_proto,
-    )?);
-    out.set_create_runtime(list_from_proto(
-        &hooks.CreateRuntime,
-        "createRuntime",
-        hook_from_proto,
-    )?);
-    out.set_create_container(list_from_proto(
-        &hooks.CreateContainer,
-        "createContainer",
-        hook_from_proto,
-    )?);
-    out.set_start_container(list_from_proto(
-        &hooks.StartContainer,
-        "startContainer",
-        hook_from_proto,
-    )?);
-    Ok(out)
-}
-
-#[allow(deprecated)] // Prestart, as above.
-fn hooks_to_proto(hooks: &Hooks) -> Result<oci::Hooks> {
-    Ok(oci::Hooks {
-        Prestart: list_to_proto(hooks.prestart(), "prestart", hook_to_proto)?,
-        Poststart: list_to_proto(hooks.poststart(), "poststart", hook_to_proto)?,
-        Poststop: list_to_proto(hooks.poststop(), "poststop", hook_to_proto)?,
-        CreateRuntime: list_to_proto(hooks.create_runtime(), "createRuntime", hook_to_proto)?,
-        CreateContainer: list_to_proto(hooks.create_container(), "createContainer", hook_to_proto)?,
-        StartContainer: list_to_proto(hooks.start_container(), "startContainer", hook_to_proto)?,
-        ..Default::default()
-    })
-}
-
-fn hook_from_proto(hook: &oci::Hook) -> Result<Hook> {
-    if hook.Path.is_empty() {
-        return Err(OciConvertError::missing("path"));
-    }
-    let mut out = Hook::default();
-    out.set_path(hook.Path.clone().into());
-    out.set_args(non_empty_vec(&hook.Args));
-    out.set_env(non_empty_vec(&hook.Env));
-    out.set_timeout(non_zero(hook.Timeout));
-    Ok(out)
-}
-
-fn hook_to_proto(hook: &Hook) -> Result<oci::Hook> {
-    Ok(oci::Hook {
-        Path: path_to_string(hook.path(), "path")?,
-        Args: hook.args().clone().unwrap_or_default(),
-        Env: hook.env().clone().unwrap_or_default(),
-        Timeout: hook.timeout().unwrap_or(0),
-        ..Default::default()
-    })
 }
 
 // ---- Helpers shared by the submodules ----

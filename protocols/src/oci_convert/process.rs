@@ -192,3 +192,98 @@ fn rlimit_to_proto(rlimit: &PosixRlimit) -> oci::POSIXRlimit {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RLIMITS: &[&str] = &[
+        "RLIMIT_AS",
+        "RLIMIT_CORE",
+        "RLIMIT_CPU",
+        "RLIMIT_DATA",
+        "RLIMIT_FSIZE",
+        "RLIMIT_LOCKS",
+        "RLIMIT_MEMLOCK",
+        "RLIMIT_MSGQUEUE",
+        "RLIMIT_NICE",
+        "RLIMIT_NOFILE",
+        "RLIMIT_NPROC",
+        "RLIMIT_RSS",
+        "RLIMIT_RTPRIO",
+        "RLIMIT_RTTIME",
+        "RLIMIT_SIGPENDING",
+        "RLIMIT_STACK",
+    ];
+
+    #[test]
+    fn every_rlimit_name_round_trips() {
+        for name in RLIMITS {
+            let proto = oci::POSIXRlimit {
+                Type: (*name).into(),
+                Hard: 2,
+                Soft: 1,
+                ..Default::default()
+            };
+            let rlimit = rlimit_from_proto(&proto).expect("known rlimit");
+            assert_eq!(rlimit_to_proto(&rlimit), proto);
+        }
+    }
+
+    #[test]
+    fn capabilities_accept_names_without_prefix_and_return_sorted() {
+        let proto = oci::LinuxCapabilities {
+            Bounding: vec![
+                "SYS_ADMIN".into(),
+                "CAP_AUDIT_WRITE".into(),
+                "CAP_CHOWN".into(),
+            ],
+            ..Default::default()
+        };
+        let caps = capabilities_from_proto(&proto).expect("known capabilities");
+        assert!(caps.effective().is_none());
+        let back = capabilities_to_proto(&caps);
+        assert_eq!(
+            back.Bounding,
+            ["CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_SYS_ADMIN"]
+        );
+    }
+
+    #[test]
+    fn lower_case_capability_is_refused() {
+        let err = capability_from_name("cap_chown").expect_err("not a capability name");
+        assert!(matches!(
+            err,
+            OciConvertError::Unknown {
+                kind: "capability",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn exec_process_with_only_the_basics() {
+        // What runtimes send in ExecProcess: user, args, env, cwd, terminal.
+        let proto = oci::Process {
+            User: Some(oci::User {
+                UID: 0,
+                GID: 0,
+                ..Default::default()
+            })
+            .into(),
+            Args: vec!["ls".into()],
+            Env: vec!["A=b".into()],
+            Cwd: "/".into(),
+            ..Default::default()
+        };
+        let process = process_from_proto(&proto).expect("converts");
+        assert_eq!(process.args().as_deref(), Some(&["ls".to_string()][..]));
+        assert_eq!(process.terminal(), None);
+        assert!(process.capabilities().is_none());
+        assert!(process.rlimits().is_none());
+        assert_eq!(process.no_new_privileges(), None);
+        // Unset means 0, never the agent's own -1000.
+        assert_eq!(process.oom_score_adj(), Some(0));
+        assert_eq!(process_to_proto(&process).expect("converts back"), proto);
+    }
+}

@@ -314,3 +314,104 @@ fn network_to_proto(net: &LinuxNetwork) -> oci::LinuxNetwork {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_cgroup_wildcard_is_minus_one_and_zero_is_a_number() {
+        let deny_all = oci::LinuxDeviceCgroup {
+            Allow: false,
+            Major: WILDCARD,
+            Minor: WILDCARD,
+            Access: "rwm".into(),
+            ..Default::default()
+        };
+        let rule = device_cgroup_from_proto(&deny_all).expect("converts");
+        assert_eq!((rule.typ(), rule.major(), rule.minor()), (None, None, None));
+        assert_eq!(device_cgroup_to_proto(&rule), deny_all);
+
+        let null_device = oci::LinuxDeviceCgroup {
+            Allow: true,
+            Type: "c".into(),
+            Major: 1,
+            Minor: 0,
+            Access: "rw".into(),
+            ..Default::default()
+        };
+        let rule = device_cgroup_from_proto(&null_device).expect("converts");
+        assert_eq!(rule.minor(), Some(0));
+        assert_eq!(rule.typ(), Some(LinuxDeviceType::C));
+    }
+
+    #[test]
+    fn update_with_memory_only_leaves_the_rest_unset() {
+        // UpdateContainerRequest.resources as runtimes send it: memory and CPU.
+        let proto = oci::LinuxResources {
+            Memory: Some(oci::LinuxMemory {
+                Limit: 256 << 20,
+                ..Default::default()
+            })
+            .into(),
+            CPU: Some(oci::LinuxCPU {
+                Quota: 50_000,
+                Period: 100_000,
+                ..Default::default()
+            })
+            .into(),
+            ..Default::default()
+        };
+        let res = resources_from_proto(&proto).expect("converts");
+        let memory = res.memory().expect("memory present");
+        assert_eq!(memory.limit(), Some(256 << 20));
+        assert_eq!(memory.swap(), None);
+        assert_eq!(memory.disable_oom_killer(), None);
+        let cpu = res.cpu().as_ref().expect("cpu present");
+        assert_eq!(
+            (cpu.quota(), cpu.period(), cpu.shares()),
+            (Some(50_000), Some(100_000), None)
+        );
+        assert!(res.devices().is_none());
+        assert!(res.pids().is_none());
+        assert!(res.block_io().is_none());
+        assert_eq!(resources_to_proto(&res).expect("converts back"), proto);
+    }
+
+    #[test]
+    fn hugepage_limits_out_of_range_are_refused() {
+        let proto = oci::LinuxResources {
+            HugepageLimits: vec![oci::LinuxHugepageLimit {
+                Pagesize: "1GB".into(),
+                Limit: u64::MAX,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let err = resources_from_proto(&proto).expect_err("too large for oci-spec");
+        assert_eq!(err.field(), "hugepageLimits[0].limit");
+
+        let mut negative = LinuxHugepageLimit::default();
+        negative.set_page_size("2MB".into());
+        negative.set_limit(-1);
+        let mut res = LinuxResources::default();
+        res.set_hugepage_limits(Some(vec![negative]));
+        let err = resources_to_proto(&res).expect_err("negative limit");
+        assert_eq!(err.field(), "hugepageLimits[0].limit");
+    }
+
+    #[test]
+    fn weight_device_weight_out_of_range_names_the_device() {
+        let proto = oci::LinuxBlockIO {
+            WeightDevice: vec![oci::LinuxWeightDevice {
+                Major: 8,
+                Weight: 100,
+                LeafWeight: 1 << 16,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let err = block_io_from_proto(&proto).expect_err("leaf weight too large");
+        assert_eq!(err.field(), "weightDevice[0].leafWeight");
+    }
+}
