@@ -58,45 +58,33 @@ pub fn build(rootfs: &Path, out: &Path, compression: Compression) -> Result<(), 
 
     let output_err = |e| InitrdError::Output(out.to_owned(), e);
     let file = AtomicFile::create(out).map_err(output_err)?;
-    let encoder = Encoder::new(compression, file)?;
-    let encoder = write_archive(&entries, encoder).map_err(|e| match e {
-        ArchiveError::Cpio(e) => InitrdError::Archive(out.to_owned(), e),
-        ArchiveError::Open(path, e) => InitrdError::Open(path, e),
-    })?;
+    let encoder = write_archive(&entries, Encoder::new(compression, file)?, out)?;
     let file = encoder
         .finish()
-        .map_err(|e| InitrdError::Output(out.to_owned(), AtomicError::Write(out.to_owned(), e)))?;
+        .map_err(|e| output_err(AtomicError::Write(out.to_owned(), e)))?;
     file.commit().map_err(output_err)?;
     info!(out = %out.display(), entries = entries.len(), %compression, "initrd written");
     Ok(())
 }
 
-/// Errors of [`write_archive`], mapped to [`InitrdError`] by the caller.
-#[derive(Debug)]
-pub enum ArchiveError {
-    /// The cpio writer failed.
-    Cpio(CpioError),
-    /// A member's source could not be opened.
-    Open(PathBuf, io::Error),
-}
-
-/// Writes `entries` as a newc archive (with trailer) into `out`.
-pub fn write_archive<W: Write>(entries: &[Entry], out: W) -> Result<W, ArchiveError> {
+/// Writes `entries` as a newc archive (with trailer) into `out`, named `name` in errors.
+pub fn write_archive<W: Write>(entries: &[Entry], out: W, name: &Path) -> Result<W, InitrdError> {
+    let archive_err = |e| InitrdError::Archive(name.to_owned(), e);
     let mut writer = cpio::Writer::new(out);
     for entry in entries {
         let header = header_for(entry);
         match &entry.kind {
             Kind::File if header.size > 0 => {
                 let mut file = File::open(&entry.source)
-                    .map_err(|e| ArchiveError::Open(entry.source.clone(), e))?;
+                    .map_err(|e| InitrdError::Open(entry.source.clone(), e))?;
                 writer.append(&header, &mut file)
             }
             Kind::Symlink(target) => writer.append(&header, &mut &target[..]),
             _ => writer.append(&header, &mut io::empty()),
         }
-        .map_err(ArchiveError::Cpio)?;
+        .map_err(archive_err)?;
     }
-    writer.finish().map_err(ArchiveError::Cpio)
+    writer.finish().map_err(archive_err)
 }
 
 /// The cpio header for an entry: owner 0:0, link data on the last member only.

@@ -228,36 +228,28 @@ pub fn build(opts: &DiskOptions) -> Result<DiskInfo, DiskError> {
     let arch = resolve_arch(opts)?;
     let entries = tree::walk(&opts.rootfs, epoch)?;
     let scratch = scratch_dir(&opts.out)?;
-    let fs_image = scratch.path().join("fs.img");
     let align = opts.align_mib * MIB;
+    let (fs_image, hash_image) = (
+        scratch.path().join("fs.img"),
+        scratch.path().join("hash.img"),
+    );
 
-    let root_size = match opts.fs {
-        FsKind::Ext4 => {
-            let ext4 = Ext4 {
-                rootfs: &opts.rootfs,
-                entries: &entries,
-                epoch,
-                uuid: FS_UUID,
-                hash_seed: HASH_SEED,
-                work: scratch.path(),
-            };
-            build_ext4(&ext4, &fs_image, opts, align)?
-        }
-        FsKind::Erofs => build_erofs(opts, &fs_image, epoch, align)?,
-    };
-    let tree = match opts.verity {
+    let root_size = build_root_fs(opts, &entries, epoch, scratch.path(), &fs_image)?;
+    let hash_tree = match opts.verity {
         true => Some(verity::format(
             &fs_image,
-            &scratch.path().join("hash.img"),
+            &hash_image,
             VERITY_SALT,
             VERITY_UUID,
         )?),
         false => None,
     };
-    let hash_image = scratch.path().join("hash.img");
-    let hash_len = tree.as_ref().map(|_| file_len(&hash_image)).transpose()?;
+    let hash_len = hash_tree
+        .as_ref()
+        .map(|_| file_len(&hash_image))
+        .transpose()?;
     let layout = Layout::plan(align, root_size, hash_len);
-    let info = layout.info(arch, opts.fs, tree);
+    let info = layout.info(arch, opts.fs, hash_tree);
 
     let mut out =
         AtomicFile::create(&opts.out).map_err(|e| DiskError::Output(opts.out.clone(), e))?;
@@ -298,6 +290,31 @@ fn scratch_dir(out: &Path) -> Result<tempfile::TempDir, DiskError> {
         .prefix(&format!(".{name}.work-"))
         .tempdir_in(parent)
         .map_err(|e| DiskError::Scratch(out.to_owned(), e))
+}
+
+/// Builds the root filesystem into `image`; returns its partition's size.
+fn build_root_fs(
+    opts: &DiskOptions,
+    entries: &[tree::Entry],
+    epoch: u64,
+    work: &Path,
+    image: &Path,
+) -> Result<u64, DiskError> {
+    let align = opts.align_mib * MIB;
+    match opts.fs {
+        FsKind::Ext4 => {
+            let ext4 = Ext4 {
+                rootfs: &opts.rootfs,
+                entries,
+                epoch,
+                uuid: FS_UUID,
+                hash_seed: HASH_SEED,
+                work,
+            };
+            build_ext4(&ext4, image, opts, align)
+        }
+        FsKind::Erofs => build_erofs(opts, image, epoch, align),
+    }
 }
 
 /// Measures the tree, then builds ext4 to fill its partition; returns that size.
