@@ -1,1 +1,3 @@
 //! Boot and scenario tests per architecture, and the benchmarks, for built Hull images.
+
+pub mod env;

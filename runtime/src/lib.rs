@@ -3,6 +3,10 @@
 //! Layers, bottom up: [`kvm`] (is KVM really usable), [`profile`] (QEMU machine
 //! profiles per architecture), [`vm`] (the launcher: helpers, QEMU, QMP, console,
 //! supervision of the processes).
+pub mod channel;
+pub mod host;
+pub mod image;
 pub mod kvm;
+pub mod plan;
 pub mod profile;
 pub mod vm;

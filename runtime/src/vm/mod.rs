@@ -209,7 +209,8 @@ impl Vm {
             return ExitCause::Stopped;
         }
         let paths = self.spec.paths();
-        let console = console::tail(&paths.console_log(), console::TAIL_LINES);
+        // The panic line precedes a stack dump longer than the shown tail.
+        let console = console::tail(&paths.console_log(), usize::MAX);
         let events = self.qmp.stop_events();
         if let Some(msg) = console::panic_message(&console) {
             return ExitCause::Panicked(msg);

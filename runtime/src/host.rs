@@ -1,0 +1,188 @@
+//! What this host offers a VM: KVM or not, kernel vhost-vsock or the
+//! vhost-device-vsock daemon, virtiofsd, QEMU and its version, the TSC
+//! frequency. Used to choose a VM's accelerator, channel and shared-file
+//! transport, and by `hull check`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::kvm::{self, KvmError};
+use crate::profile::MachineProfile;
+use crate::vm::helpers::{VHOST_DEVICE_VSOCK, VIRTIOFSD};
+use crate::vm::process::find_program;
+use crate::vm::spec::{Accel, ChannelSpec, ShareKind};
+
+/// The kernel vhost-vsock device.
+pub const VHOST_VSOCK_DEVICE: &str = "/dev/vhost-vsock";
+
+/// The guest CID used with a per-VM vsock back end (each VM has its own, so
+/// every guest may use the same one).
+pub const HYBRID_GUEST_CID: u32 = 3;
+
+/// Whether the kernel's vhost-vsock device can be opened.
+pub fn vhost_vsock_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(VHOST_VSOCK_DEVICE)
+        .is_ok()
+}
+
+/// The accelerator for a guest of `arch`: KVM when the probe passes and the
+/// guest is of the host's architecture, TCG otherwise (with the reason).
+pub fn choose_accel(arch: &str) -> (Accel, Option<String>) {
+    if arch != crate::profile::host_arch() {
+        return (
+            Accel::Tcg,
+            Some(format!(
+                "{arch} guest on a {} host",
+                crate::profile::host_arch()
+            )),
+        );
+    }
+    match kvm::probe() {
+        Ok(()) => (Accel::Kvm, None),
+        Err(KvmError::NoDevice) => (Accel::Tcg, Some("no /dev/kvm".into())),
+        Err(e) => (Accel::Tcg, Some(format!("KVM unusable: {e}"))),
+    }
+}
+
+/// The channel: kernel vhost-vsock, else vhost-device-vsock, else virtio-serial,
+/// each only when the machine has the device for it.
+pub fn choose_channel(machine: &MachineProfile) -> ChannelSpec {
+    let d = &machine.devices;
+    if d.vhost_vsock.is_some() && vhost_vsock_usable() {
+        return ChannelSpec::VhostVsock { cid: random_cid() };
+    }
+    if d.vhost_user_vsock.is_some() && find_program(VHOST_DEVICE_VSOCK).is_some() {
+        return ChannelSpec::HybridVsock {
+            cid: HYBRID_GUEST_CID,
+        };
+    }
+    ChannelSpec::Serial
+}
+
+/// The shared-file transport: virtio-fs when virtiofsd is installed and the
+/// machine has the device, else 9p.
+pub fn choose_share(machine: &MachineProfile) -> ShareKind {
+    if machine.devices.vhost_user_fs.is_some() && find_program(VIRTIOFSD).is_some() {
+        ShareKind::VirtioFs
+    } else {
+        ShareKind::NineP
+    }
+}
+
+/// A guest CID for kernel vsock, unlikely to collide (3 and up are free for
+/// guests; the kernel refuses a CID already in use).
+fn random_cid() -> u32 {
+    let mut bytes = [0u8; 4];
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    3 + u32::from_ne_bytes(bytes) % 0x7fff_0000
+}
+
+/// The version line of a QEMU binary (`QEMU emulator version 10.0.2 ...`).
+pub fn qemu_version(qemu: &Path) -> Option<String> {
+    let out = Command::new(qemu).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .next()
+        .map(|l| l.trim_start_matches("QEMU emulator version ").to_string())
+}
+
+/// The QEMU binary `name`, if installed.
+pub fn find_qemu(name: &str) -> Option<PathBuf> {
+    find_program(name)
+}
+
+/// The host's TSC frequency in kHz, for `tsc_early_khz=`: from CPUID leaf 0x15,
+/// the hypervisor timing leaf 0x40000010, or `/proc/cpuinfo`.
+pub fn tsc_khz() -> Option<u64> {
+    cpuid_tsc_khz().or_else(cpuinfo_khz)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn cpuid_tsc_khz() -> Option<u64> {
+    use std::arch::x86_64::__cpuid;
+    // CPUID exists on every x86_64 CPU; leaves are checked against the maximum
+    // before use, and hypervisor leaves read as zero on bare metal.
+    let max = __cpuid(0).eax;
+    if max >= 0x15 {
+        let l = __cpuid(0x15);
+        if l.eax != 0 && l.ebx != 0 && l.ecx != 0 {
+            return Some(u64::from(l.ecx) * u64::from(l.ebx) / u64::from(l.eax) / 1000);
+        }
+    }
+    let hv_max = __cpuid(0x4000_0000).eax;
+    if hv_max >= 0x4000_0010 {
+        let khz = __cpuid(0x4000_0010).eax;
+        if khz != 0 {
+            return Some(u64::from(khz));
+        }
+    }
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn cpuid_tsc_khz() -> Option<u64> {
+    None
+}
+
+fn cpuinfo_khz() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mhz: f64 = text
+        .lines()
+        .find(|l| l.starts_with("cpu MHz"))?
+        .split(':')
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((mhz * 1000.0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::ArchProfile;
+
+    #[test]
+    fn foreign_guests_use_tcg() {
+        let other = if crate::profile::host_arch() == "s390x" {
+            "x86_64"
+        } else {
+            "s390x"
+        };
+        let (accel, why) = choose_accel(other);
+        assert_eq!(accel, Accel::Tcg);
+        assert!(why.unwrap().contains("guest on a"));
+    }
+
+    #[test]
+    fn without_vsock_devices_the_channel_is_serial() {
+        let mut m = ArchProfile::load("x86_64")
+            .unwrap()
+            .machine(None)
+            .unwrap()
+            .clone();
+        m.devices.vhost_vsock = None;
+        m.devices.vhost_user_vsock = None;
+        assert_eq!(choose_channel(&m), ChannelSpec::Serial);
+        m.devices.vhost_user_fs = None;
+        assert_eq!(choose_share(&m), ShareKind::NineP);
+    }
+
+    #[test]
+    fn random_cids_are_guest_cids() {
+        for _ in 0..100 {
+            assert!(random_cid() >= 3);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn tsc_frequency_is_plausible() {
+        let khz = tsc_khz().unwrap();
+        assert!((100_000..10_000_000).contains(&khz), "{khz}");
+    }
+}
