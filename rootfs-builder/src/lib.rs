@@ -20,6 +20,7 @@ pub mod epoch;
 pub mod extra;
 pub mod initrd;
 pub mod jsonpath;
+pub mod kernel_config;
 pub mod manifest;
 pub mod rootfs;
 pub mod tree;

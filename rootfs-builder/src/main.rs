@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hull_image::kernel_config;
 use hull_image::{arch::Arch, compress::Compression, disk, initrd, manifest, rootfs, verify};
 
 /// Builds Hull guest images: rootfs tree, initrd, disk image and manifest.
@@ -30,6 +31,33 @@ enum Command {
     Manifest(ManifestArgs),
     /// Check a build directory against its manifest.json.
     Verify(VerifyArgs),
+    /// Merge kernel config fragments onto allnoconfig, run olddefconfig, verify.
+    KernelConfig(KernelConfigArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct KernelConfigArgs {
+    /// Target architecture: x86_64, aarch64, ppc64le or s390x.
+    #[arg(long)]
+    arch: Arch,
+    /// The unpacked kernel source tree.
+    #[arg(long)]
+    source: PathBuf,
+    /// The out-of-tree build directory; its .config is replaced.
+    #[arg(long)]
+    build_dir: PathBuf,
+    /// The folder of fragment folders (common/, <arch>/, feature sets).
+    #[arg(long, default_value = "kernel/configs")]
+    configs: PathBuf,
+    /// Feature sets to add, comma-separated (e.g. debug,gpu).
+    #[arg(long, value_delimiter = ',')]
+    features: Vec<String>,
+    /// Extra fragment files merged last, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    fragments: Vec<PathBuf>,
+    /// Cross compiler prefix (default: Debian's <triplet>- for a foreign arch).
+    #[arg(long)]
+    cross_compile: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -146,6 +174,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             .map(|_| ())
             .context("manifest"),
         Command::Verify(a) => verify::verify_dir(&a.dir).context("verify"),
+        Command::KernelConfig(a) => kernel_config::configure(&kernel_config::Options {
+            arch: a.arch,
+            source: a.source,
+            build_dir: a.build_dir,
+            configs: a.configs,
+            features: a.features,
+            extra_fragments: a.fragments,
+            cross_compile: a.cross_compile,
+        })
+        .map(|outcome| println!("{outcome}"))
+        .context("kernel-config"),
     }
 }
 
