@@ -12,14 +12,15 @@
 //!
 //! [`oci_convert`] maps the OCI messages to and from the `oci-spec` crate's types.
 //!
-//! [`ttrpc`] and [`protobuf`] are re-exported so that every Hull crate uses the
-//! versions the generated code was built against.
+//! [`ttrpc`], [`protobuf`] and [`oci_spec`] are re-exported so that every Hull crate
+//! uses the versions the generated code and the conversions were built against.
 //!
 //! Limitations: only the async (tokio) ttrpc flavour is generated; there is no
 //! blocking client or server.
 
 include!(concat!(env!("OUT_DIR"), "/modules.rs"));
 
+pub use oci_spec;
 pub use protobuf;
 pub use ttrpc;
 
