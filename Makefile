@@ -29,6 +29,7 @@ export HULL_CACHE ?= /var/cache/hull
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 export KERNEL_SRC KERNEL_FEATURES KERNEL_FRAGMENTS
 
+HULL_VERSION := $(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
 HULL_IMAGE := $(CARGO_TARGET_DIR)/release/hull-image
 AGENT_BIN := $(CARGO_TARGET_DIR)/$(RUST_TARGET)/guest/hull-agent
 HOST_BINS := hull hull-image containerd-shim-hull-v2
@@ -59,7 +60,8 @@ help: ## List the targets.
 deps: ## Install what the build and tests need (Debian/Ubuntu, as root).
 	scripts/deps.sh
 
-image: kernel agent initrd disk manifest ## Kernel, agent, initrd, disk image and manifest in build/ARCH.
+image: kernel initrd disk ## Kernel, agent, initrd, disk image and manifest in build/ARCH.
+	$(HULL_IMAGE) manifest --dir $(BUILD) --arch $(ARCH)
 
 kernel: ## Configure, verify and build the guest kernel (cached by input hash).
 	$(call need_deps,$(DEPS_GROUPS))
@@ -70,6 +72,7 @@ agent: ## Build the static guest agent.
 	$(CARGO) build --profile guest -p hull-agent --target $(RUST_TARGET)
 	@mkdir -p $(BUILD)
 	cp $(AGENT_BIN) $(BUILD)/hull-agent.tmp && mv $(BUILD)/hull-agent.tmp $(BUILD)/hull-agent
+	echo "$(HULL_VERSION)" > $(BUILD)/agent.version
 
 tools: ## Build the host tools (hull, hull-image, the containerd shim).
 	$(CARGO) build --release $(addprefix --bin ,$(HOST_BINS))
