@@ -10,6 +10,19 @@
 //!   (`AgentService` / `create_agent_service` / `AgentServiceClient`, and
 //!   `Health` / `create_health` / `HealthClient`).
 //!
+//! A server registers the generated service maps on a ttrpc server:
+//! `ttrpc::r#async::Server::new().bind("unix:///path")?` (or `"vsock://-1:1024"`), then
+//! `.register_service(health_ttrpc::create_health(Arc::new(h)))` and
+//! `.register_service(agent_ttrpc::create_agent_service(Arc::new(a)))`, then
+//! `.start().await`. The generated trait methods that a service does not override
+//! answer `NOT_FOUND`; the agent overrides every RPC so that missing ones say
+//! `UNIMPLEMENTED`. A client wraps one connection,
+//! `ttrpc::r#async::Client::connect("unix:///path").await?` or
+//! `Client::new(ttrpc::r#async::transport::Socket::new(stream))` for an already
+//! connected stream (a hybrid-vsock Unix socket after its `CONNECT` handshake), in
+//! `AgentServiceClient::new(client.clone())` and `HealthClient::new(client)`;
+//! `tests/service.rs` does both.
+//!
 //! [`oci_convert`] maps the OCI messages to and from the `oci-spec` crate's types.
 //!
 //! [`ttrpc`], [`protobuf`] and [`oci_spec`] are re-exported so that every Hull crate
