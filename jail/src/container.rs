@@ -91,12 +91,17 @@ impl Container {
                 return Err(e);
             }
         };
-        let init =
-            Process::new(init.0, init.1, reaper.clone()).map_err(|source| JailError::Wait {
+        let pidfd = child
+            .pidfd
+            .take()
+            .ok_or_else(|| unexpected_opt(id, "fork", None))?;
+        let init = Process::new(init.0, pidfd, init.1, reaper.clone()).map_err(|source| {
+            JailError::Wait {
                 id: id.to_string(),
                 pid: init.0,
                 source,
-            })?;
+            }
+        })?;
         Ok(Container {
             id: id.to_string(),
             bundle: bundle.to_path_buf(),
@@ -157,10 +162,16 @@ impl Container {
         let mut child = Child::spawn(&self.id, &self.opts)?;
         match self.exec_in(&mut child, process) {
             Ok((pid, stdio)) => {
-                Process::new(pid, stdio, self.reaper.clone()).map_err(|source| JailError::Wait {
-                    id: self.id.clone(),
-                    pid,
-                    source,
+                let pidfd = child
+                    .pidfd
+                    .take()
+                    .ok_or_else(|| unexpected_opt(&self.id, "fork", None))?;
+                Process::new(pid, pidfd, stdio, self.reaper.clone()).map_err(|source| {
+                    JailError::Wait {
+                        id: self.id.clone(),
+                        pid,
+                        source,
+                    }
                 })
             }
             Err(e) => {

@@ -15,10 +15,9 @@
 //! [`Container::signal_all`], [`Container::destroy`]. Processes are
 //! [`Process`] handles (stdio, resize, signal, wait).
 //!
-//! Limitations: Linux only; calls block (async callers use a blocking thread);
-//! cgroup v2 device rules are not enforced (see [`cgroups`]); AppArmor, SELinux,
-//! id-mapped mounts, time namespaces, seccomp notify and scheduler settings are
-//! refused.
+//! Limitations: Linux only; calls block (async callers use a blocking thread, and
+//! a reaper that can be waited on from it); AppArmor, SELinux, id-mapped mounts,
+//! time namespaces, seccomp notify and scheduler settings are refused.
 
 pub mod caps;
 pub mod cgroups;

@@ -89,10 +89,10 @@ pub struct Output {
 impl Process {
     pub(crate) fn new(
         pid: i32,
+        pidfd: OwnedFd,
         stdio: ProcessStdio,
         reaper: Arc<dyn Reaper>,
     ) -> io::Result<Process> {
-        let pidfd = sys::pidfd_open(pid)?;
         let tty_control = match &stdio.terminal {
             Some(t) => Some(OwnedFd::from(t.try_clone()?)),
             None => None,

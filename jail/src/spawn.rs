@@ -50,6 +50,9 @@ pub(crate) struct Child {
     pub first: Option<i32>,
     /// The process in the container's namespaces, once reported.
     pub process: Option<i32>,
+    /// Its pidfd, opened while it is sure to be alive (it waits for `PidAck`), so a
+    /// quick exit and an eager reaper cannot make it unreachable.
+    pub pidfd: Option<OwnedFd>,
 }
 
 impl Child {
@@ -74,6 +77,7 @@ impl Child {
             chan: parent,
             first: Some(spawned.id() as i32),
             process: None,
+            pidfd: None,
         })
     }
 
@@ -105,6 +109,12 @@ impl Child {
     /// right after reporting it.
     pub fn got_pid(&mut self, pid: i32, reaper: &dyn Reaper) -> Result<(), JailError> {
         self.process = Some(pid);
+        let pidfd = crate::sys::pidfd_open(pid).map_err(|source| JailError::Wait {
+            id: self.id.clone(),
+            pid,
+            source,
+        })?;
+        self.pidfd = Some(pidfd);
         let first = self.first.take().unwrap_or_default();
         match wait(&self.id, reaper, first)? {
             ExitStatus::Exited(0) => Ok(()),

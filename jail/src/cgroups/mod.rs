@@ -2,11 +2,12 @@
 //! io/blkio, hugetlb, devices, network classes), freezer, stats, updates, and
 //! killing everything inside. Works on cgroup v2 (the guest) and v1.
 //!
-//! Limitations: on cgroup v2, device rules are not enforced (that needs a BPF
-//! device program, which the jail does not load yet): they are skipped with a
-//! warning. `unified` keys are refused on v1. Kernel memory limits,
+//! On cgroup v2 device rules become an eBPF program ([`devices`]).
+//!
+//! Limitations: `unified` keys are refused on v1. Kernel memory limits,
 //! `memory.useHierarchy`, `cpu.idle`, `cpu.burst` and rdma are refused.
 
+pub mod devices;
 pub mod oom;
 
 use std::collections::HashMap;
@@ -54,6 +55,8 @@ pub struct Cgroup {
     path: String,
     manager: FsManager,
     fs: FsCgroup,
+    /// The device program attached on cgroup v2, replaced on update.
+    device_prog: Option<std::os::fd::OwnedFd>,
 }
 
 impl std::fmt::Debug for Cgroup {
@@ -73,7 +76,12 @@ impl Cgroup {
             source: Box::new(source),
         })?;
         let fs = FsCgroup::load(hierarchies::auto(), &path);
-        Ok(Cgroup { path, manager, fs })
+        Ok(Cgroup {
+            path,
+            manager,
+            fs,
+            device_prog: None,
+        })
     }
 
     fn err(&self, what: &'static str) -> impl FnOnce(cgroups_rs::manager::Error) -> CgroupError {
@@ -106,8 +114,11 @@ impl Cgroup {
         validate_resources(resources)?;
         let mut res = resources.clone();
         if self.v2() {
-            if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-                tracing::warn!(cgroup = %self.path, "device rules are not enforced on cgroup v2");
+            if let Some(rules) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+                let dir = Path::new(cgroups_rs::fs::cgroup::UNIFIED_MOUNTPOINT).join(&self.path);
+                let prog = devices::attach(&dir, rules, self.device_prog.as_ref())
+                    .map_err(|e| CgroupError::File(dir.clone(), e))?;
+                self.device_prog = Some(prog);
             }
             res.set_devices(None);
             self.write_unified(res.unified().clone().unwrap_or_default())?;

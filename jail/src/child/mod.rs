@@ -10,7 +10,7 @@
 //! Order, for a container's init: user namespace, other namespaces, fork into the
 //! new pid namespace (a sibling of this process, so the parent owns it), hostname,
 //! rootfs preparation, the spec's mounts, /dev, createRuntime hooks (by the
-//! parent), createContainer hooks, pivot_root, masked and readonly paths, sysctls,
+//! parent), createContainer hooks, pivot_root, sysctls, masked and readonly paths,
 //! readonly root, process attributes, seccomp/user/capabilities, "ready", wait for
 //! "start", startContainer hooks, stdio, exec.
 
@@ -132,8 +132,8 @@ fn run_init(chan: &mut Channel, cfg: InitConfig, fds: Vec<OwnedFd>) -> Result<In
     process::run_hooks(&cfg, HookKind::CreateContainer).step("createContainer hooks")?;
 
     rootfs::pivot(&cfg.rootfs).step("pivot_root")?;
-    paths::apply(&cfg.spec).step("masked and readonly paths")?;
     paths::sysctls(&cfg.spec).step("sysctl")?;
+    paths::apply(&cfg.spec).step("masked and readonly paths")?;
     rootfs::finish(&cfg.spec).step("readonly rootfs")?;
 
     if let Some(p) = cfg
