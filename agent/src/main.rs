@@ -1,7 +1,34 @@
-//! The Hull guest agent: PID 1 of a Hull guest, serving the Kata-compatible agent API
-//! on vsock.
+//! `hull-agent`: the Hull guest agent. As PID 1 it boots the guest and serves the agent
+//! API; as a normal process it serves with the configuration given by flags.
 
-fn main() {
-    eprintln!("hull-agent: the agent server is not built yet");
-    std::process::exit(1);
+use std::process::ExitCode;
+
+use hull_agent::config::{parse_args, Invocation, USAGE};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if hull_init::is_pid1() {
+        hull_agent::pid1::main(args);
+    }
+    match parse_args(args) {
+        Ok(Invocation::Version) => {
+            println!("hull-agent {}", hull_agent::guest::AGENT_VERSION);
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Help) => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Invocation::Run(config)) => match hull_agent::run_process(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hull-agent: {:#}", anyhow::Error::from(e));
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("hull-agent: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,0 +1,23 @@
+//! CreateSandbox and DestroySandbox.
+
+use hull_protocols::agent::CreateSandboxRequest;
+use hull_protocols::empty::Empty;
+
+use crate::state::Agent;
+use crate::status::RpcError;
+
+pub fn create(agent: &Agent, req: &CreateSandboxRequest) -> Result<Empty, RpcError> {
+    agent
+        .sandbox()
+        .create(agent.kernel.as_ref(), &agent.config, req)?;
+    Ok(Empty::new())
+}
+
+/// Tears the sandbox down; as PID 1 the agent then stops serving and powers off.
+pub fn destroy(agent: &Agent) -> Result<Empty, RpcError> {
+    agent.sandbox().destroy(agent.kernel.as_ref());
+    if agent.config.pid1 {
+        agent.request_shutdown();
+    }
+    Ok(Empty::new())
+}
