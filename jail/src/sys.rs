@@ -68,6 +68,30 @@ pub fn dup2(old: std::os::fd::RawFd, new: std::os::fd::RawFd) -> io::Result<()> 
     Ok(())
 }
 
+/// Sets the disposition of `signal` to the default, through the raw system call
+/// (libc refuses the signals it reserves for itself, which may still arrive
+/// ignored from whoever started this process).
+pub fn default_signal_action(signal: i32) -> io::Result<()> {
+    // An all-zero kernel sigaction is SIG_DFL with no flags and an empty mask,
+    // whatever the architecture's field order.
+    let action = [0u64; 4];
+    // SAFETY: `action` is a readable, zeroed kernel sigaction for the call; the old
+    // action is not requested; the mask size is the kernel's (8 bytes).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            action.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Opens a pidfd for `pid`.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.

@@ -381,3 +381,33 @@ fn stdout_pipe_fd_is_the_only_one_the_process_keeps() {
     assert!(fds.len() <= 4, "{fds:?}");
     let _ = std::io::stdout().as_raw_fd();
 }
+
+#[test]
+fn no_signal_is_ignored_or_blocked_in_the_container() {
+    if !can_run() {
+        return;
+    }
+    let (jail, bundle) = (Jail::new(), Bundle::new());
+    let mut v = spec_json("");
+    v["process"]["args"] = serde_json::json!(["/bin/cat", "/proc/self/status"]);
+    let out = text(&jail.run(&bundle, &v).stdout);
+    assert!(out.contains("SigBlk:\t0000000000000000\n"), "{out}");
+    assert!(out.contains("SigIgn:\t0000000000000000\n"), "{out}");
+}
+
+#[test]
+fn a_namespace_can_be_joined_by_path() {
+    if !can_run() {
+        return;
+    }
+    let (jail, bundle) = (Jail::new(), Bundle::new());
+    let mut first = jail.create(&bundle, "first", &spec_json("exec sleep 1000"));
+    first.start().unwrap();
+    let uts = format!("/proc/{}/ns/uts", first.init().pid());
+    let mut v = spec_json("hostname");
+    v["hostname"] = serde_json::Value::Null;
+    v["linux"]["namespaces"][3] = serde_json::json!({"type": "uts", "path": uts});
+    let out = jail.run(&bundle, &v);
+    assert_eq!(text(&out.stdout), "jailbox\n", "{}", text(&out.stderr));
+    first.destroy().unwrap();
+}

@@ -143,7 +143,12 @@ impl ExecPlan {
     }
 
     /// Replaces this process with the container's program; returns only on error.
+    /// Signal dispositions and the mask are reset first: ignored signals survive
+    /// exec, and the Rust runtime ignores SIGPIPE.
     pub fn exec(self) -> ProcessError {
+        if let Err(e) = reset_signals() {
+            return e;
+        }
         let path = match CString::new(self.path.as_os_str().as_bytes()) {
             Ok(p) => p,
             Err(_) => return ProcessError::Nul,
@@ -153,6 +158,18 @@ impl ExecPlan {
             Ok(never) => match never {},
         }
     }
+}
+
+fn reset_signals() -> Result<(), ProcessError> {
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        crate::sys::default_signal_action(sig).map_err(|e| ProcessError::Sys("reset signal", e))?;
+    }
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .map_err(sys_err("unblock signals"))
 }
 
 fn find_program(program: &str, path_var: &str) -> Result<PathBuf, ProcessError> {
