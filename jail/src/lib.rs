@@ -36,6 +36,8 @@ pub mod tty;
 
 use std::path::PathBuf;
 
+pub use cgroups::oom::OomWatcher;
+pub use cgroups_rs::CgroupStats;
 pub use container::{Container, Status};
 pub use process::{Output, Process, ProcessStdio};
 pub use reaper::{ExitStatus, Reaper, WaitpidReaper};

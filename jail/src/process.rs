@@ -162,6 +162,13 @@ impl Process {
         Ok(status)
     }
 
+    /// Records an exit status the caller obtained through its own reaper (for
+    /// example an async watch on [`Process::pid`]), so that [`Process::wait`] and
+    /// [`crate::Container::destroy`] do not wait for it a second time.
+    pub fn record_exit(&mut self, status: ExitStatus) {
+        self.status = Some(status);
+    }
+
     /// The exit status, if [`Process::wait`] has returned it.
     pub fn status(&self) -> Option<ExitStatus> {
         self.status
