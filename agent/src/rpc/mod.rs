@@ -21,6 +21,7 @@ mod storage;
 mod unimplemented;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +32,7 @@ use hull_protocols::ttrpc::r#async::{MethodHandler, Service, TtrpcContext};
 use hull_protocols::ttrpc::{self, get_status, Code, Request, Response};
 use hull_protocols::{agent_ttrpc, health_ttrpc};
 
+use crate::metrics::Metrics;
 use crate::state::Agent;
 use crate::status::code_name;
 
@@ -70,34 +72,75 @@ struct Guarded {
 #[async_trait]
 impl MethodHandler for Guarded {
     async fn handler(&self, ctx: TtrpcContext, req: Request) -> ttrpc::Result<Response> {
-        let started = Instant::now();
-        let response = match Contained::new(self.inner.handler(ctx, req)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => self.failed_before_body(e),
-            Err(panic) => {
-                let message = format!("{} failed: internal error ({panic})", self.method);
-                Response::init_status(get_status(Code::INTERNAL, message))
-            }
-        };
-        let code = code_name(response.status().code());
-        let took = started.elapsed();
-        self.agent.metrics.record(&self.method, code, took);
-        tracing::debug!(method = %self.method, micros = took.as_micros() as u64, code, "rpc");
-        Ok(response)
+        let call = self.inner.handler(ctx, req);
+        Ok(guard(&self.method, &self.agent.metrics, call).await)
     }
 }
 
-impl Guarded {
-    /// The generated handler fails on its own only when the request payload does not
-    /// decode (or, never in practice, when the reply does not encode).
-    fn failed_before_body(&self, e: ttrpc::Error) -> Response {
-        let status = match e {
-            ttrpc::Error::RpcStatus(status) => status,
-            other => get_status(
-                Code::INVALID_ARGUMENT,
-                format!("cannot decode {} request: {other}", self.method),
-            ),
-        };
-        Response::init_status(status)
+/// Runs one request's handler: contained, logged, counted. Always yields a reply.
+async fn guard<F>(method: &str, metrics: &Metrics, call: F) -> Response
+where
+    F: Future<Output = ttrpc::Result<Response>>,
+{
+    let started = Instant::now();
+    let response = match Contained::new(call).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => failed_before_body(method, e),
+        Err(panic) => {
+            let message = format!("{method} failed: internal error ({panic})");
+            Response::init_status(get_status(Code::INTERNAL, message))
+        }
+    };
+    let code = code_name(response.status().code());
+    let took = started.elapsed();
+    metrics.record(method, code, took);
+    tracing::debug!(method, micros = took.as_micros() as u64, code, "rpc");
+    response
+}
+
+/// The generated handler fails on its own only when the request payload does not
+/// decode (or, never in practice, when the reply does not encode).
+fn failed_before_body(method: &str, e: ttrpc::Error) -> Response {
+    let status = match e {
+        ttrpc::Error::RpcStatus(status) => status,
+        other => get_status(
+            Code::INVALID_ARGUMENT,
+            format!("cannot decode {method} request: {other}"),
+        ),
+    };
+    Response::init_status(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panicking_handler_answers_internal_and_is_counted() {
+        let metrics = Metrics::default();
+        let response = guard("Boom", &metrics, async {
+            tokio::task::yield_now().await;
+            panic!("handler bug");
+        })
+        .await;
+        assert_eq!(response.status().code(), Code::INTERNAL);
+        assert!(response.status().message().contains("handler bug"));
+        assert!(metrics
+            .render()
+            .contains("method=\"Boom\",code=\"INTERNAL\"} 1"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn decode_failures_are_invalid_argument_and_statuses_pass_through() {
+        let metrics = Metrics::default();
+        let decode = ttrpc::Error::Others("Unpack request error".into());
+        let response = guard("CopyFile", &metrics, async { Err(decode) }).await;
+        assert_eq!(response.status().code(), Code::INVALID_ARGUMENT);
+        let status = get_status(Code::NOT_FOUND, "x");
+        let response = guard("X", &metrics, async {
+            Err(ttrpc::Error::RpcStatus(status))
+        })
+        .await;
+        assert_eq!(response.status().code(), Code::NOT_FOUND);
     }
 }
