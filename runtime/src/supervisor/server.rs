@@ -1,0 +1,160 @@
+//! The supervisor's control socket server (see [`crate::control`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use super::mounts;
+use crate::control::{Reply, Request};
+use crate::state::StateDir;
+use crate::vm::qmp::Qmp;
+use crate::vm::VmExit;
+
+/// How long pending `wait` replies may take to be written once the VM ended.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Shared {
+    dir: StateDir,
+    qmp: Arc<Qmp>,
+    stop: mpsc::Sender<()>,
+    exit: watch::Receiver<Option<VmExit>>,
+}
+
+/// The running server.
+pub struct Server {
+    accept: tokio::task::JoinHandle<JoinSet<()>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Listens on the sandbox's control socket.
+    pub fn bind(
+        dir: &StateDir,
+        qmp: Arc<Qmp>,
+        stop: mpsc::Sender<()>,
+        exit: watch::Receiver<Option<VmExit>>,
+    ) -> std::io::Result<Self> {
+        let listener = UnixListener::bind(dir.control_socket())?;
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            qmp,
+            stop,
+            exit,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(listener, shared, shutdown_rx));
+        Ok(Self { accept, shutdown })
+    }
+
+    /// Stops accepting and gives open connections time to receive the exit.
+    pub async fn finish(self) {
+        let _ = self.shutdown.send(true);
+        if let Ok(mut tasks) = self.accept.await {
+            let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+            tasks.abort_all();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: UnixListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            conn = listener.accept() => {
+                if let Ok((stream, _)) = conn {
+                    tasks.spawn(serve(stream, shared.clone()));
+                }
+            }
+            _ = shutdown.changed() => return tasks,
+        }
+    }
+}
+
+async fn serve(stream: UnixStream, shared: Arc<Shared>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let reply = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Hold) => hold(&mut lines, &shared).await,
+            Ok(request) => handle(request, &shared).await,
+            Err(e) => Reply::error(format!("bad request: {e}")),
+        };
+        let Ok(mut text) = serde_json::to_string(&reply) else {
+            return;
+        };
+        text.push('\n');
+        if write.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn handle(request: Request, shared: &Shared) -> Reply {
+    match request {
+        Request::Status => match shared.qmp.status().await {
+            Ok(status) => ok_with(|r| r.status = Some(status)),
+            Err(e) => Reply::error(e.to_string()),
+        },
+        Request::Wait | Request::Hold => wait_exit(shared).await,
+        Request::Stop => {
+            let _ = shared.stop.send(()).await;
+            wait_exit(shared).await
+        }
+        Request::Share { container, rootfs } => {
+            match mounts::share_rootfs(&shared.dir.shared_dir(), &container, &rootfs) {
+                Ok(path) => ok_with(|r| r.guest_path = Some(path)),
+                Err(e) => Reply::error(super::error_chain(&e)),
+            }
+        }
+        Request::Unshare { container } => {
+            match mounts::unshare_rootfs(&shared.dir.shared_dir(), &container) {
+                Ok(()) => ok_with(|_| ()),
+                Err(e) => Reply::error(super::error_chain(&e)),
+            }
+        }
+    }
+}
+
+/// Like `wait`, but a client that goes away first stops the sandbox.
+async fn hold(
+    lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    shared: &Shared,
+) -> Reply {
+    tokio::select! {
+        reply = wait_exit(shared) => reply,
+        _ = lines.next_line() => {
+            tracing::info!(sandbox = shared.dir.id(), "owner went away; stopping");
+            let _ = shared.stop.send(()).await;
+            wait_exit(shared).await
+        }
+    }
+}
+
+async fn wait_exit(shared: &Shared) -> Reply {
+    let mut exit = shared.exit.clone();
+    let Ok(done) = exit.wait_for(Option::is_some).await else {
+        return Reply::error("supervisor is shutting down");
+    };
+    let text = done.as_ref().map(ToString::to_string);
+    ok_with(|r| r.exit = text)
+}
+
+fn ok_with(fill: impl FnOnce(&mut Reply)) -> Reply {
+    let mut reply = Reply {
+        ok: true,
+        ..Reply::default()
+    };
+    fill(&mut reply);
+    reply
+}
