@@ -151,12 +151,17 @@ pub fn current_flags(path: &Path) -> Result<MsFlags, nix::Error> {
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
         (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
         (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
     ];
-    Ok(pairs
+    let flags = pairs
         .iter()
         .filter(|(s, _)| f.contains(*s))
-        .fold(MsFlags::empty(), |acc, (_, m)| acc | *m))
+        .fold(MsFlags::empty(), |acc, (_, m)| acc | *m);
+    // ST_RELATIME (0x1000) is missing from some libc bindings (musl).
+    const ST_RELATIME: u64 = 0x1000;
+    if f.bits() as u64 & ST_RELATIME != 0 {
+        return Ok(flags | MsFlags::MS_RELATIME);
+    }
+    Ok(flags)
 }
 
 #[cfg(test)]

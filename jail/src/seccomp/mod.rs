@@ -10,13 +10,14 @@
 //! Arguments are 64-bit, compared as two 32-bit halves.
 //!
 //! Limitations: `SCMP_ACT_NOTIFY` (and so `listenerPath` and the
-//! `WAIT_KILLABLE_RECV` flag) is refused. x32 numbers are the x86-64 ones with the
-//! x32 bit set (the x32-only numbers from 512 up are not used). A listed compat
+//! `WAIT_KILLABLE_RECV` flag) is refused. A listed compat
 //! architecture without a table (s390 on s390x) is killed, never allowed. A syscall
 //! name that no table knows is an error; one that exists on some other
 //! architecture only is skipped.
 
 pub mod bpf;
+#[rustfmt::skip]
+pub mod syscall_tables;
 pub mod tables;
 
 use oci_spec::runtime::{
