@@ -190,7 +190,7 @@ impl Container {
             .add_process(child.first_pid())
             .map_err(cg(&self.id))?;
         let terminal = process.terminal().unwrap_or(false);
-        let (parent_stdio, child_fds) = make_stdio(&self.id, terminal, console_size(process))?;
+        let (mut parent_stdio, child_fds) = make_stdio(&self.id, terminal)?;
         let cfg = ExecConfig {
             id: self.id.clone(),
             init_pid: self.init.pid(),
@@ -212,7 +212,10 @@ impl Container {
         child.got_pid(pid, &*self.reaper)?;
         child.send(&ToChild::PidAck, &[])?;
         match child.recv()? {
-            None => Ok((pid, parent_stdio)),
+            None => {
+                take_terminal(&self.id, terminal, child, &mut parent_stdio)?;
+                Ok((pid, parent_stdio))
+            }
             Some(other) => Err(unexpected(&self.id, "exec", other)),
         }
     }
@@ -349,7 +352,7 @@ fn setup(
     }
     let process = spec.process().clone().unwrap_or_default();
     let terminal = process.terminal().unwrap_or(false);
-    let (parent_stdio, child_fds) = make_stdio(id, terminal, console_size(&process))?;
+    let (mut parent_stdio, child_fds) = make_stdio(id, terminal)?;
     let cfg = InitConfig {
         id: id.to_string(),
         bundle: bundle.to_path_buf(),
@@ -366,6 +369,7 @@ fn setup(
     child.send(&ToChild::Init(Box::new(cfg)), &raw)?;
     drop(child_fds);
     converse(id, bundle, spec, child, reaper)?;
+    take_terminal(id, terminal, child, &mut parent_stdio)?;
     Ok((child.process.unwrap_or_default(), parent_stdio))
 }
 
@@ -432,9 +436,23 @@ fn cg(id: &str) -> impl Fn(crate::cgroups::CgroupError) -> JailError + '_ {
     }
 }
 
-fn console_size(p: &ProcessSpec) -> Option<(u16, u16)> {
-    p.console_size()
-        .map(|b| (b.height() as u16, b.width() as u16))
+/// Moves the terminal the child sent into the parent's stdio.
+fn take_terminal(
+    id: &str,
+    terminal: bool,
+    child: &mut Child,
+    stdio: &mut crate::process::ProcessStdio,
+) -> Result<(), JailError> {
+    if !terminal {
+        return Ok(());
+    }
+    let master = child.terminal.take().ok_or_else(|| JailError::Child {
+        id: id.to_string(),
+        step: "terminal".into(),
+        message: "the child sent no terminal".into(),
+    })?;
+    stdio.terminal = Some(std::fs::File::from(master));
+    Ok(())
 }
 
 /// The namespaces the container created for itself (joined by exec).

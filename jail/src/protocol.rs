@@ -83,6 +83,8 @@ pub enum FromChild {
     CreateRuntimeHooks,
     /// Everything is set up; the process waits for `Start` (init) or execs (exec).
     Ready,
+    /// The terminal's master side (attached), opened in the container's devpts.
+    Terminal,
     /// A step failed; the child exits.
     Failed {
         /// The step that failed ("namespaces", "mounts", "seccomp" ...).

@@ -50,6 +50,8 @@ pub(crate) struct Child {
     pub first: Option<i32>,
     /// The process in the container's namespaces, once reported.
     pub process: Option<i32>,
+    /// The terminal's master side, once the child has sent it.
+    pub terminal: Option<OwnedFd>,
     /// Its pidfd, opened while it is sure to be alive (it waits for `PidAck`), so a
     /// quick exit and an eager reaper cannot make it unreachable.
     pub pidfd: Option<OwnedFd>,
@@ -77,6 +79,7 @@ impl Child {
             chan: parent,
             first: Some(spawned.id() as i32),
             process: None,
+            terminal: None,
             pidfd: None,
         })
     }
@@ -86,15 +89,25 @@ impl Child {
         self.first.unwrap_or_default()
     }
 
-    /// The next message; a reported failure becomes an error.
+    /// The next message; a reported failure becomes an error. A terminal the
+    /// child sends is kept in [`Child::terminal`] and the next message returned.
     pub fn recv(&mut self) -> Result<Option<FromChild>, JailError> {
+        loop {
+            match self.recv_one()? {
+                Some((FromChild::Terminal, fds)) => self.terminal = fds.into_iter().next(),
+                other => return Ok(other.map(|(m, _)| m)),
+            }
+        }
+    }
+
+    fn recv_one(&mut self) -> Result<Option<(FromChild, Vec<OwnedFd>)>, JailError> {
         match self.chan.recv_or_eof::<FromChild>() {
             Ok(Some((FromChild::Failed { step, message }, _))) => Err(JailError::Child {
                 id: self.id.clone(),
                 step,
                 message,
             }),
-            Ok(Some((msg, _))) => Ok(Some(msg)),
+            Ok(Some(msg)) => Ok(Some(msg)),
             Ok(None) => Ok(None),
             Err(e) => Err(protocol(&self.id, e)),
         }
@@ -158,25 +171,17 @@ pub(crate) fn wait(id: &str, reaper: &dyn Reaper, pid: i32) -> Result<ExitStatus
 }
 
 /// Makes the stdio for a container process: the parent's ends, and the child's
-/// (three pipe ends, or one pty slave).
+/// (three pipe ends; none for a terminal, which the child opens itself).
 pub(crate) fn make_stdio(
     id: &str,
     terminal: bool,
-    size: Option<(u16, u16)>,
 ) -> Result<(ProcessStdio, Vec<OwnedFd>), JailError> {
     let stdio_err = |source| JailError::Stdio {
         id: id.to_string(),
         source,
     };
     if terminal {
-        let (rows, cols) = size.unwrap_or((24, 80));
-        let (master, slave) = crate::tty::open(rows, cols)
-            .map_err(|e| stdio_err(std::io::Error::other(crate::child::error_chain(&e))))?;
-        let parent = ProcessStdio {
-            terminal: Some(File::from(master)),
-            ..Default::default()
-        };
-        return Ok((parent, vec![slave]));
+        return Ok((ProcessStdio::default(), Vec::new()));
     }
     let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| stdio_err(e.into()));
     let (in_r, in_w) = pipe()?;

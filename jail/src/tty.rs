@@ -1,10 +1,12 @@
-//! Terminals for containers that ask for one: a pty pair opened by the parent (the
-//! slave goes to the child, which makes it its controlling terminal), and window
-//! size changes on the master.
+//! Terminals for containers that ask for one: the child opens the pty pair in the
+//! container's own devpts (so `tty` names it there), keeps the slave as its
+//! controlling terminal and sends the master to the parent; window size changes
+//! go to the master.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::path::PathBuf;
 
-use nix::pty::{openpty, Winsize};
+use nix::pty::Winsize;
 
 /// Errors of terminal handling.
 #[derive(Debug, thiserror::Error)]
@@ -15,25 +17,24 @@ pub enum TtyError {
     /// Setting the window size failed.
     #[error("set terminal window size")]
     Resize(#[source] nix::Error),
-    /// Setting close-on-exec failed.
-    #[error("set close-on-exec on the pty")]
-    Cloexec(#[source] nix::Error),
 }
 
-/// A pty pair: (master, slave), both close-on-exec.
-pub fn open(rows: u16, cols: u16) -> Result<(OwnedFd, OwnedFd), TtyError> {
-    let size = Winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    let pty = openpty(Some(&size), None).map_err(TtyError::Open)?;
-    for fd in [&pty.master, &pty.slave] {
-        let flags = nix::fcntl::FdFlag::FD_CLOEXEC;
-        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags)).map_err(TtyError::Cloexec)?;
-    }
-    Ok((pty.master, pty.slave))
+/// Opens a pty pair through this process's /dev/ptmx (in the child: the
+/// container's devpts instance, so the terminal has a name inside the container),
+/// sized `rows` x `cols`. Returns (master, slave, slave path), close-on-exec.
+pub fn open_here(rows: u16, cols: u16) -> Result<(OwnedFd, OwnedFd, PathBuf), TtyError> {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master = nix::pty::posix_openpt(flags).map_err(TtyError::Open)?;
+    nix::pty::grantpt(&master).map_err(TtyError::Open)?;
+    nix::pty::unlockpt(&master).map_err(TtyError::Open)?;
+    let path = PathBuf::from(nix::pty::ptsname_r(&master).map_err(TtyError::Open)?);
+    let slave =
+        nix::fcntl::open(&path, flags, nix::sys::stat::Mode::empty()).map_err(TtyError::Open)?;
+    // SAFETY: PtyMaster owns a valid descriptor; into_raw_fd hands ownership over.
+    let master = unsafe { OwnedFd::from_raw_fd(master.into_raw_fd()) };
+    resize(&master, rows, cols)?;
+    Ok((master, slave, path))
 }
 
 /// Sets the window size seen through the terminal (and signals SIGWINCH to its
@@ -64,7 +65,8 @@ mod tests {
 
     #[test]
     fn resize_is_seen_on_the_slave() {
-        let (master, slave) = open(24, 80).unwrap();
+        let (master, slave, path) = open_here(24, 80).unwrap();
+        assert!(path.starts_with("/dev/pts"), "{path:?}");
         resize(&master, 40, 120).unwrap();
         let mut size = Winsize {
             ws_row: 0,

@@ -1,7 +1,6 @@
 //! /dev inside the container: a tmpfs (unless the spec mounts one), the default
 //! devices (null zero full random urandom tty), the spec's devices, the standard
-//! links, /dev/pts and /dev/shm when the spec has none, and /dev/console bound to
-//! the terminal.
+//! links, and /dev/pts and /dev/shm when the spec has none.
 //!
 //! In a user namespace `mknod` is refused, so devices are bind-mounted from the
 //! host's /dev instead. When the spec bind-mounts /dev itself, nothing is created.
@@ -15,7 +14,6 @@ use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Spec};
 
 use super::mounts::secure_join;
-use super::process::Stdio;
 use crate::config::InitConfig;
 
 /// Errors while populating /dev.
@@ -63,7 +61,7 @@ fn spec_mounts_at<'a>(spec: &'a Spec, dest: &str) -> Option<&'a oci_spec::runtim
 }
 
 /// Populates the container's /dev.
-pub fn setup(cfg: &InitConfig, stdio: &Stdio) -> Result<(), DeviceError> {
+pub fn setup(cfg: &InitConfig) -> Result<(), DeviceError> {
     let dev = secure_join(&cfg.rootfs, Path::new("/dev"))?;
     match spec_mounts_at(&cfg.spec, "/dev") {
         Some(m) if is_bind(m) => return Ok(()),
@@ -103,9 +101,6 @@ pub fn setup(cfg: &InitConfig, stdio: &Stdio) -> Result<(), DeviceError> {
     if spec_mounts_at(&cfg.spec, "/dev/shm").is_none() {
         let shm = dev.join("shm");
         mount_tmpfs(&shm, "mode=1777,size=65536k")?;
-    }
-    if let Some(console) = stdio.terminal_path() {
-        bind_console(&console, &dev.join("console"))?;
     }
     Ok(())
 }
@@ -219,16 +214,4 @@ fn make_link(target: &str, link: &Path) -> Result<(), DeviceError> {
         return Ok(());
     }
     symlink(target, link).map_err(|e| DeviceError::Create(link.into(), e))
-}
-
-fn bind_console(terminal: &Path, console: &Path) -> Result<(), DeviceError> {
-    // The descriptor's link names the pty in the runtime's mount namespace; bind
-    // it by name, which resolves in this namespace's copy of that mount.
-    let terminal = fs::read_link(terminal).map_err(|e| DeviceError::Create(console.into(), e))?;
-    if !console.exists() {
-        fs::File::create(console).map_err(|e| DeviceError::Create(console.into(), e))?;
-    }
-    let none: Option<&str> = None;
-    mount(Some(&terminal), console, none, MsFlags::MS_BIND, none)
-        .map_err(|e| DeviceError::Mount(console.into(), e))
 }

@@ -114,7 +114,7 @@ fn run(chan: &mut Channel) -> Result<Infallible, Failure> {
 }
 
 fn run_init(chan: &mut Channel, cfg: InitConfig, fds: Vec<OwnedFd>) -> Result<Infallible, Failure> {
-    let stdio = process::Stdio::new(cfg.terminal, fds).step("stdio")?;
+    let mut stdio = process::Stdio::new(cfg.terminal, fds).step("stdio")?;
     namespaces::enter_user(&cfg.spec, chan).step("user namespace")?;
     namespaces::enter_others(&cfg.spec).step("namespaces")?;
     fork_into_namespaces(chan)?;
@@ -122,7 +122,7 @@ fn run_init(chan: &mut Channel, cfg: InitConfig, fds: Vec<OwnedFd>) -> Result<In
     namespaces::set_names(&cfg.spec).step("hostname")?;
     rootfs::prepare(&cfg).step("rootfs")?;
     mounts::mount_all(&cfg).step("mounts")?;
-    devices::setup(&cfg, &stdio).step("devices")?;
+    devices::setup(&cfg).step("devices")?;
 
     chan.send(&FromChild::CreateRuntimeHooks, &[])
         .step("createRuntime hooks")?;
@@ -146,6 +146,8 @@ fn run_init(chan: &mut Channel, cfg: InitConfig, fds: Vec<OwnedFd>) -> Result<In
         process::set_personality(linux32).step("personality")?;
     }
     let proc_spec = cfg.spec.process().clone().unwrap_or_default();
+    stdio.open_terminal(chan, &proc_spec).step("terminal")?;
+    process::bind_console(&stdio).step("terminal")?;
     let plan = process::ExecPlan::new(&proc_spec).step("exec")?;
     process::confine(&proc_spec, cfg.seccomp.as_ref()).step("confine")?;
 
@@ -157,10 +159,11 @@ fn run_init(chan: &mut Channel, cfg: InitConfig, fds: Vec<OwnedFd>) -> Result<In
 }
 
 fn run_exec(chan: &mut Channel, cfg: ExecConfig, fds: Vec<OwnedFd>) -> Result<Infallible, Failure> {
-    let stdio = process::Stdio::new(cfg.terminal, fds).step("stdio")?;
+    let mut stdio = process::Stdio::new(cfg.terminal, fds).step("stdio")?;
     let root = namespaces::join_container(&cfg).step("namespaces")?;
     fork_into_namespaces(chan)?;
     namespaces::enter_root(root).step("chroot")?;
+    stdio.open_terminal(chan, &cfg.process).step("terminal")?;
 
     let plan = process::ExecPlan::new(&cfg.process).step("exec")?;
     process::confine(&cfg.process, cfg.seccomp.as_ref()).step("confine")?;

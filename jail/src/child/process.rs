@@ -11,6 +11,7 @@ use oci_spec::runtime::{PosixRlimitType, Process};
 
 use super::HookKind;
 use crate::config::InitConfig;
+use crate::protocol::{Channel, FromChild};
 use crate::reaper::WaitpidReaper;
 use crate::seccomp::Program;
 
@@ -43,6 +44,12 @@ pub enum ProcessError {
     /// A hook failed.
     #[error("hook")]
     Hook(#[from] crate::hooks::HookError),
+    /// The terminal could not be opened.
+    #[error("terminal")]
+    Tty(#[source] crate::tty::TtyError),
+    /// /dev/console could not be bound to the terminal.
+    #[error("bind /dev/console")]
+    Console(#[source] nix::Error),
 }
 
 fn sys_err(what: &'static str) -> impl FnOnce(nix::Error) -> ProcessError {
@@ -54,14 +61,16 @@ fn sys_err(what: &'static str) -> impl FnOnce(nix::Error) -> ProcessError {
 pub enum Stdio {
     /// stdin, stdout and stderr pipes.
     Pipes([OwnedFd; 3]),
-    /// One terminal (the pty's slave side).
-    Terminal(OwnedFd),
+    /// A terminal, to be opened once the container's /dev is in place.
+    PendingTerminal,
+    /// The terminal's slave side, and its path inside the container.
+    Terminal(OwnedFd, PathBuf),
 }
 
 impl Stdio {
     /// Wraps the descriptors attached to the config message.
     pub fn new(terminal: bool, fds: Vec<OwnedFd>) -> Result<Stdio, ProcessError> {
-        let expected = if terminal { 1 } else { 3 };
+        let expected = if terminal { 0 } else { 3 };
         if fds.len() != expected {
             return Err(ProcessError::Stdio {
                 expected,
@@ -71,17 +80,36 @@ impl Stdio {
         let mut it = fds.into_iter();
         let mut next = || it.next().ok_or(ProcessError::Stdio { expected, got: 0 });
         Ok(if terminal {
-            Stdio::Terminal(next()?)
+            Stdio::PendingTerminal
         } else {
             Stdio::Pipes([next()?, next()?, next()?])
         })
     }
 
-    /// The terminal as a path that can be bind-mounted (onto /dev/console).
-    pub fn terminal_path(&self) -> Option<PathBuf> {
+    /// Opens the terminal in the container's devpts (call after the root switch)
+    /// and sends its master side to the parent.
+    pub fn open_terminal(&mut self, chan: &mut Channel, p: &Process) -> Result<(), ProcessError> {
+        if !matches!(self, Stdio::PendingTerminal) {
+            return Ok(());
+        }
+        let (rows, cols) = p
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16))
+            .unwrap_or((24, 80));
+        let (master, slave, path) = crate::tty::open_here(rows, cols).map_err(ProcessError::Tty)?;
+        chan.send(&FromChild::Terminal, &[master.as_raw_fd()])
+            .map_err(|e| {
+                ProcessError::Sys("send terminal", std::io::Error::other(e.to_string()))
+            })?;
+        *self = Stdio::Terminal(slave, path);
+        Ok(())
+    }
+
+    /// The terminal's path inside the container, once opened.
+    pub fn terminal_path(&self) -> Option<&Path> {
         match self {
-            Stdio::Terminal(fd) => Some(PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))),
-            Stdio::Pipes(_) => None,
+            Stdio::Terminal(_, path) => Some(path),
+            _ => None,
         }
     }
 
@@ -95,7 +123,13 @@ impl Stdio {
                         .map_err(|e| ProcessError::Sys("dup2", e))?;
                 }
             }
-            Stdio::Terminal(fd) => {
+            Stdio::PendingTerminal => {
+                return Err(ProcessError::Stdio {
+                    expected: 1,
+                    got: 0,
+                })
+            }
+            Stdio::Terminal(fd, _) => {
                 nix::unistd::setsid().map_err(sys_err("setsid"))?;
                 // SAFETY: TIOCSCTTY takes an int argument; `fd` is an open terminal.
                 let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) };
@@ -108,6 +142,20 @@ impl Stdio {
         }
         Ok(())
     }
+}
+
+/// Binds the container's terminal onto /dev/console (after the root switch).
+pub fn bind_console(stdio: &Stdio) -> Result<(), ProcessError> {
+    use nix::mount::{mount, MsFlags};
+    let Some(terminal) = stdio.terminal_path() else {
+        return Ok(());
+    };
+    let console = Path::new("/dev/console");
+    if !console.exists() {
+        std::fs::File::create(console).map_err(|e| ProcessError::Sys("create /dev/console", e))?;
+    }
+    let none: Option<&str> = None;
+    mount(Some(terminal), console, none, MsFlags::MS_BIND, none).map_err(ProcessError::Console)
 }
 
 /// Everything `execve` needs, resolved before confinement (lookups may need
