@@ -180,14 +180,14 @@ fn ifflags_up(fd: libc::c_int, name: &CString) -> io::Result<()> {
         *dst = *src as libc::c_char;
     }
     // SAFETY: `req` is a valid ifreq naming the link; the kernel fills ifru_flags.
-    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } < 0 {
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: SIOCGIFFLAGS succeeded, so the union holds flags.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     req.ifr_ifru.ifru_flags = flags | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: `req` is a valid ifreq with the link name and the new flags.
-    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) } < 0 {
+    if unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &req) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
@@ -420,7 +420,7 @@ mod tests {
         req.ifr_name[0] = b'l' as libc::c_char;
         req.ifr_name[1] = b'o' as libc::c_char;
         // SAFETY: valid ifreq and socket.
-        assert!(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) } >= 0);
+        assert!(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) } >= 0);
         // SAFETY: closing the socket opened above.
         unsafe { libc::close(fd) };
         // SAFETY: SIOCGIFFLAGS filled the flags.
