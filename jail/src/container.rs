@@ -132,6 +132,21 @@ impl Container {
         &mut self.init
     }
 
+    /// The spec the container was created from.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// A process spec for [`Container::exec`] that inherits the init process's
+    /// settings (capabilities, rlimits, no_new_privileges, oom_score_adj ...); the
+    /// caller sets args, env, cwd, user and terminal.
+    pub fn exec_template(&self) -> ProcessSpec {
+        let mut p = self.spec.process().clone().unwrap_or_default();
+        p.set_terminal(Some(false));
+        p.set_console_size(None);
+        p
+    }
+
     /// The container's cgroup.
     pub fn cgroup(&self) -> &Cgroup {
         &self.cgroup
@@ -511,4 +526,17 @@ fn cgroup_path(id: &str, spec: &Spec, opts: &JailOptions) -> Result<String, Jail
         return Err(spec::invalid("linux.cgroupsPath", "must not contain ..").into());
     }
     Ok(path.to_string_lossy().trim_start_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn containers_and_processes_can_move_to_a_blocking_thread() {
+        assert_send::<Container>();
+        assert_send::<Process>();
+    }
 }

@@ -223,12 +223,12 @@ fn exec_joins_the_container_pid_namespace() {
     let (jail, bundle) = (Jail::new(), Bundle::new());
     let mut c = jail.create(&bundle, "exec", &spec_json("exec sleep 1000"));
     c.start().unwrap();
-    let mut p: oci_spec::runtime::Process = serde_json::from_value(serde_json::json!({
-        "args": ["/bin/sh", "-c", "cat /proc/1/comm; hostname; echo $$"],
-        "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}
-    }))
-    .unwrap();
-    p.set_terminal(Some(false));
+    let mut p = c.exec_template();
+    p.set_args(Some(vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "cat /proc/1/comm; hostname; echo $$".into(),
+    ]));
     let mut e = c.exec(&p).unwrap_or_else(|e| panic!("exec: {}", chain(&e)));
     let out = e.wait_with_output().unwrap();
     let lines: Vec<String> = text(&out.stdout).lines().map(String::from).collect();
