@@ -135,6 +135,24 @@ impl Process {
         })
     }
 
+    /// Whether the process has a handler for `signal` (SigCgt in its status). A
+    /// container's init ignores signals it has no handler for, except SIGKILL and
+    /// SIGSTOP; a caller can turn SIGTERM into SIGKILL when this is false.
+    pub fn catches(&self, signal: i32) -> Result<bool, ProcessError> {
+        let path = format!("/proc/{}/status", self.pid);
+        let status = std::fs::read_to_string(&path).map_err(|source| ProcessError::Sys {
+            pid: self.pid,
+            what: "read status",
+            source,
+        })?;
+        let mask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .unwrap_or(0);
+        Ok(signal > 0 && signal <= 64 && mask & (1u64 << (signal - 1)) != 0)
+    }
+
     /// Sets the terminal's window size.
     pub fn resize(&self, rows: u16, cols: u16) -> Result<(), ProcessError> {
         let term = self

@@ -21,8 +21,10 @@ fn exit_codes_come_back() {
     );
     assert_eq!(jail.run(&bundle, &spec_json("exit 7")).status.code(), 7);
 
-    let mut c = jail.create(&bundle, "killed", &spec_json("sleep 1000"));
+    let mut c = jail.create(&bundle, "killed", &spec_json("exec sleep 1000"));
     c.start().unwrap();
+    // An init without a SIGTERM handler ignores SIGTERM: callers see that here.
+    assert!(!c.init().catches(libc::SIGTERM).unwrap());
     c.init().signal(libc::SIGKILL).unwrap();
     let status = c.init().wait().unwrap();
     assert_eq!(status, ExitStatus::Signaled(9));
@@ -427,5 +429,26 @@ fn exec_with_a_terminal() {
     let out = text(&e.wait_with_output().unwrap().stdout);
     assert!(out.contains("/dev/pts/"), "{out:?}");
     assert!(out.contains("30 100"), "{out:?}");
+    c.destroy().unwrap();
+}
+
+#[test]
+fn an_init_with_a_handler_is_seen_catching() {
+    if !can_run() {
+        return;
+    }
+    let (jail, bundle) = (Jail::new(), Bundle::new());
+    let mut c = jail.create(
+        &bundle,
+        "trap",
+        &spec_json("trap 'exit 3' TERM; echo ready; while true; do sleep 1; done"),
+    );
+    c.start().unwrap();
+    let mut out = c.init().stdio().stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    out.read_exact(&mut buf).unwrap();
+    assert!(c.init().catches(libc::SIGTERM).unwrap());
+    c.init().signal(libc::SIGTERM).unwrap();
+    assert_eq!(c.init().wait().unwrap().code(), 3);
     c.destroy().unwrap();
 }
