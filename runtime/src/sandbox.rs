@@ -11,12 +11,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
 use crate::agent::{AgentClient, AgentError};
 use crate::control::{ControlClient, ControlError, Request};
+
 use crate::image::{Image, ImageError};
 use crate::plan::{self, PlanError, VmOptions};
 use crate::state::{self, StateDir, StateError};
@@ -181,6 +182,13 @@ impl Sandbox {
         }
     }
 
+    /// Time from QEMU's start until now (from the supervisor's record).
+    pub fn since_qemu_start(&self) -> Option<Duration> {
+        let state = self.dir.read_state().ok()??;
+        let started = UNIX_EPOCH + Duration::from_millis(state.qemu_started_ms);
+        SystemTime::now().duration_since(started).ok()
+    }
+
     /// Sends a request to the supervisor.
     pub async fn control(&self, request: &Request) -> Result<crate::control::Reply, SandboxError> {
         let mut client = ControlClient::connect(&self.dir.control_socket())
@@ -192,15 +200,16 @@ impl Sandbox {
             .map_err(|e| SandboxError::Control(self.id().to_string(), e))
     }
 
-    /// Stops the VM and waits until the sandbox's state is gone.
+    /// Stops the VM and waits until the sandbox's state is gone. A supervisor
+    /// that is already shutting down may not answer; its state going away is
+    /// what counts.
     pub async fn stop(&self) -> Result<(), SandboxError> {
-        match self.control(&Request::Stop).await {
-            Ok(_) => {}
-            // A supervisor that is already gone has nothing left to stop.
-            Err(SandboxError::Control(_, ControlError::Connect(..))) => {}
-            Err(e) => return Err(e),
+        let asked = self.control(&Request::Stop).await;
+        match (self.wait_removed().await, asked) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Err(e)) => Err(e),
+            (Err(e), Ok(_)) => Err(e),
         }
-        self.wait_removed().await
     }
 
     async fn wait_removed(&self) -> Result<(), SandboxError> {

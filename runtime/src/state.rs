@@ -54,6 +54,9 @@ pub struct SandboxState {
     pub supervisor: u32,
     /// QEMU's and the helpers' pids.
     pub pids: VmPids,
+    /// When QEMU was started, in milliseconds since the epoch.
+    #[serde(default)]
+    pub qemu_started_ms: u64,
 }
 
 /// The state root: `HULL_STATE_DIR` or `/run/hull`.
@@ -258,6 +261,7 @@ mod tests {
             created: 1,
             supervisor: 42,
             pids: VmPids::default(),
+            qemu_started_ms: 0,
         };
         dir.write_state(&state).unwrap();
         let again = StateDir::open(root.path(), "s1").unwrap();

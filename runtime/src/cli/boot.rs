@@ -36,12 +36,14 @@ pub async fn run(args: BootArgs) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
     };
-    let elapsed = sandbox.launched.map(|t| t.elapsed()).unwrap_or_default();
+    let since_qemu = sandbox.since_qemu_start().unwrap_or_default();
+    let since_launch = sandbox.launched.map(|t| t.elapsed()).unwrap_or_default();
     let version = agent.version().await.unwrap_or_else(|_| "unknown".into());
     println!(
-        "{}: agent {version} ready {:.2} s after QEMU start",
+        "{}: agent {version} ready {:.2} s after QEMU start ({:.2} s after launch)",
         sandbox.id(),
-        elapsed.as_secs_f64()
+        since_qemu.as_secs_f64(),
+        since_launch.as_secs_f64()
     );
     if args.rm {
         sandbox.stop().await?;

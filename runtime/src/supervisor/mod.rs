@@ -92,6 +92,7 @@ async fn supervise(dir: &StateDir, ready: &mut std::fs::File) -> Result<(), Supe
         created: now(),
         supervisor: std::process::id(),
         pids: vm.pids(),
+        qemu_started_ms: epoch_ms(vm.started_at()),
     })?;
     let (stop_tx, stop_rx) = mpsc::channel(4);
     let (exit_tx, exit_rx) = watch::channel(None);
@@ -119,6 +120,12 @@ async fn watch_vm(vm: &mut Vm, mut stop: mpsc::Receiver<()>) -> VmExit {
         _ = term.recv() => vm.stop().await,
         _ = int.recv() => vm.stop().await,
     }
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 fn now() -> u64 {

@@ -85,7 +85,10 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let reply = match serde_json::from_str::<Request>(&line) {
+        let request = serde_json::from_str::<Request>(&line);
+        // After these the VM is gone and there is nothing left to serve.
+        let last = matches!(request, Ok(Request::Hold | Request::Wait | Request::Stop));
+        let reply = match request {
             Ok(Request::Hold) => hold(&mut lines, &shared).await,
             Ok(request) => handle(request, &shared).await,
             Err(e) => Reply::error(format!("bad request: {e}")),
@@ -94,7 +97,7 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>) {
             return;
         };
         text.push('\n');
-        if write.write_all(text.as_bytes()).await.is_err() {
+        if write.write_all(text.as_bytes()).await.is_err() || last {
             return;
         }
     }

@@ -118,6 +118,7 @@ pub struct Vm {
     qemu: Child,
     helpers: Vec<Helper>,
     qmp: Arc<Qmp>,
+    started_at: std::time::SystemTime,
     stop_requested: bool,
 }
 
@@ -127,6 +128,7 @@ impl Vm {
         let args = args::qemu_args(&spec)?;
         let helpers = helpers::start(&spec).await?;
         let paths = spec.paths();
+        let started_at = std::time::SystemTime::now();
         let mut qemu =
             process::spawn(&spec.qemu, &args, &paths.qemu_log()).map_err(VmError::Spawn)?;
         tracing::debug!(qemu = %spec.qemu.display(), args = ?args, "started QEMU");
@@ -143,6 +145,7 @@ impl Vm {
             qemu,
             helpers,
             qmp,
+            started_at,
             stop_requested: false,
         })
     }
@@ -150,6 +153,11 @@ impl Vm {
     /// The spec it was started from.
     pub fn spec(&self) -> &VmSpec {
         &self.spec
+    }
+
+    /// When QEMU was started.
+    pub fn started_at(&self) -> std::time::SystemTime {
+        self.started_at
     }
 
     /// The QMP session.
