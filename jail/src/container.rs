@@ -274,6 +274,16 @@ impl Container {
     /// Kills whatever still runs, reaps the init process, removes the cgroup, then
     /// runs the poststop hooks (their failures are logged).
     pub fn destroy(mut self) -> Result<(), JailError> {
+        self.remove()
+    }
+
+    /// [`Container::destroy`] for a container the caller cannot give up (one
+    /// behind a lock); afterwards the handle only answers errors and its drop
+    /// does nothing more.
+    pub fn remove(&mut self) -> Result<(), JailError> {
+        if self.destroyed {
+            return Ok(());
+        }
         self.destroyed = true;
         self.teardown()?;
         self.run_runtime_hooks("poststop", |h| h.poststop(), "stopped", true)

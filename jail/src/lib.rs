@@ -37,6 +37,7 @@ pub mod tty;
 use std::path::PathBuf;
 
 pub use cgroups::oom::OomWatcher;
+pub use cgroups_rs::stats as cgroups_stats;
 pub use cgroups_rs::CgroupStats;
 pub use container::{Container, Status};
 pub use process::{Output, Process, ProcessStdio};
