@@ -194,6 +194,7 @@ pub fn build_test_init(arch: &str, target_dir: &Path) -> io::Result<PathBuf> {
             "hull-image-tests",
             "--bin",
             "hull-test-init",
+            "--no-default-features",
         ])
         .args(["--target", target])
         .env("CARGO_TARGET_DIR", &dir)
