@@ -73,6 +73,9 @@ impl Metrics {
                 fds as f64,
             );
         }
+        for (name, help, value) in guest_gauges() {
+            gauge(out, name, help, value);
+        }
     }
 
     fn render_requests(&self, out: &mut String) {
@@ -116,6 +119,58 @@ pub fn resident_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// What only the guest can see: the agent's anonymous memory and start time (seconds
+/// after the kernel started: the hand-over to /init when PID 1), and the guest's memory.
+fn guest_gauges() -> Vec<(&'static str, &'static str, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let found = [
+        (
+            "hull_agent_anon_memory_bytes",
+            "Anonymous resident memory of the agent.",
+            kib_field(&status, "RssAnon:"),
+        ),
+        (
+            "hull_agent_started_after_boot_seconds",
+            "When the agent started, after boot.",
+            started_after_boot(),
+        ),
+        (
+            "hull_guest_memory_total_bytes",
+            "MemTotal of the guest.",
+            kib_field(&meminfo, "MemTotal:"),
+        ),
+        (
+            "hull_guest_memory_available_bytes",
+            "MemAvailable of the guest.",
+            kib_field(&meminfo, "MemAvailable:"),
+        ),
+    ];
+    found
+        .into_iter()
+        .filter_map(|(n, h, v)| Some((n, h, v?)))
+        .collect()
+}
+
+fn kib_field(text: &str, key: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? * 1024.0)
+}
+
+/// Field 22 of /proc/self/stat (start time in clock ticks after boot), in seconds.
+fn started_after_boot() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let ticks: f64 = stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf reads a constant and has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks / hz as f64)
+}
+
 /// Number of open descriptors of this process.
 pub fn open_fds() -> Option<usize> {
     // The directory stream itself holds one descriptor while counting.
@@ -144,6 +199,12 @@ mod tests {
         ));
         assert!(text.contains("hull_agent_rpc_duration_seconds_count{method=\"Check\"} 2\n"));
         assert!(text.contains("# TYPE hull_agent_open_fds gauge"));
+        assert!(text.contains("\nhull_agent_anon_memory_bytes "), "{text}");
+        assert!(
+            text.contains("\nhull_guest_memory_available_bytes "),
+            "{text}"
+        );
+        assert!(started_after_boot().is_some_and(|s| s > 0.0));
         let rss = resident_bytes().unwrap();
         assert!(rss > 0);
     }
