@@ -11,15 +11,21 @@ use super::figure::{summarise_or, Figure, Unit, Value};
 const ID: &str = "containers.hull_run";
 const LABEL: &str = "`hull run --rm` of `true`, end to end (boot, container, teardown)";
 
-/// Measures `runs` runs of `hull run --rm --image <build_dir> --rootfs <busybox> -- /bin/true`.
-pub fn measure(hull: Option<&Path>, build_dir: &Path, arch: &str, runs: usize) -> Figure {
-    Figure::new(
-        ID,
-        "Containers (one sandbox)",
-        LABEL,
-        Unit::Ms,
-        value(hull, build_dir, arch, runs),
-    )
+/// Measures `runs` runs of `hull run --rm --image <build_dir> --rootfs <busybox> -- /bin/true`;
+/// `no_containers` is why the agent cannot run containers, when the container
+/// section found it cannot (then nothing is run).
+pub fn measure(
+    hull: Option<&Path>,
+    build_dir: &Path,
+    arch: &str,
+    runs: usize,
+    no_containers: Option<String>,
+) -> Figure {
+    let value = match no_containers {
+        Some(reason) => Value::NotMeasurable { reason },
+        None => value(hull, build_dir, arch, runs),
+    };
+    Figure::new(ID, "Containers (one sandbox)", LABEL, Unit::Ms, value)
 }
 
 fn value(hull: Option<&Path>, build_dir: &Path, arch: &str, runs: usize) -> Value {
@@ -143,12 +149,22 @@ mod tests {
     }
 
     #[test]
+    fn without_container_rpcs_nothing_is_run() {
+        let why = Some("the agent answers UNIMPLEMENTED to CreateContainer".to_string());
+        let f = measure(None, Path::new("/x"), "x86_64", 1, why);
+        assert!(
+            matches!(f.value, Value::NotMeasurable { ref reason } if reason.contains("CreateContainer"))
+        );
+    }
+
+    #[test]
     fn a_missing_binary_fails_the_figure() {
         let f = measure(
             Some(Path::new("/nonexistent/hull")),
             Path::new("/x"),
             "x86_64",
             1,
+            None,
         );
         assert!(f.failed());
     }

@@ -127,18 +127,36 @@ pub async fn run(config: &Config) -> Result<Report, BenchError> {
         runs: config.runs,
         timeout: BOOT_TIMEOUT,
     };
-    report
-        .figures
-        .extend(container_figures::measure(&setup).await);
+    let containers = container_figures::measure(&setup).await;
+    let no_containers = containers.first().and_then(|f| match &f.value {
+        figure::Value::NotMeasurable { reason } => Some(reason.clone()),
+        _ => None,
+    });
     let hull = config.hull_bin.as_deref();
-    report.figures.push(hull_run::measure(
-        hull,
-        &config.build_dir,
-        &config.arch,
-        config.runs,
-    ));
+    let (dir, arch, runs) = (&config.build_dir, &config.arch, config.runs);
+    let hull_run = hull_run::measure(hull, dir, arch, runs, no_containers);
+    report.figures.push(hull_run);
+    report.figures.extend(containers);
     report.figures.extend(sizes::measure(&config.build_dir));
+    sort_by_group(&mut report.figures);
     Ok(report)
+}
+
+/// Table order: the sections in a fixed order, figures in measuring order.
+fn sort_by_group(figures: &mut [Figure]) {
+    const ORDER: [&str; 5] = [
+        "Boot",
+        "Memory",
+        "Containers (one sandbox)",
+        "Throughput",
+        "Sizes",
+    ];
+    figures.sort_by_key(|f| {
+        ORDER
+            .iter()
+            .position(|g| *g == f.group)
+            .unwrap_or(ORDER.len())
+    });
 }
 
 /// The boots to run: initrd, disk, and Debian's kernel (x86_64). A target that
