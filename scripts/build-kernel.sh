@@ -8,7 +8,8 @@
 #   KERNEL_SRC        kernel source tarball (default /usr/src/linux-source-6.12.tar.xz)
 #   KERNEL_FEATURES   feature sets from kernel/configs/, comma-separated (debug,gpu)
 #   KERNEL_FRAGMENTS  extra config fragments, comma-separated paths, merged last
-#   SOURCE_DATE_EPOCH build timestamp (default: last commit touching the kernel inputs)
+#   KERNEL_SOURCE_DATE_EPOCH  build timestamp; default: the last commit touching the
+#                     kernel's inputs, else SOURCE_DATE_EPOCH, else the tarball's mtime
 #   HULL_CACHE        cache folder (default /var/cache/hull)
 #   JOBS              parallel make jobs (default: nproc)
 #   HULL_IMAGE        a built hull-image binary (default: cargo build --release)
@@ -18,6 +19,7 @@
 # decides the bytes: the source tarball, the fragments used, the patches, the
 # features, the arch, the compiler, the timestamp, this script and the config code.
 # The unpacked, patched source stays in $HULL_CACHE/kernel-src/<hash>/.
+# Two runs for the same <outdir> take turns (a lock in <outdir>).
 set -euo pipefail
 
 die() { echo "build-kernel: $*" >&2; exit 1; }
@@ -27,6 +29,7 @@ log() { echo "build-kernel: $*" >&2; }
 ARCH_NAME=$1
 OUT=$2
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SELF=$REPO/scripts/build-kernel.sh
 KERNEL_SRC=${KERNEL_SRC:-/usr/src/linux-source-6.12.tar.xz}
 KERNEL_FEATURES=${KERNEL_FEATURES:-}
 KERNEL_FRAGMENTS=${KERNEL_FRAGMENTS:-}
@@ -95,15 +98,20 @@ collect_fragments() {
   FRAGMENTS+=("${EXTRA[@]}")
 }
 
-# The build timestamp: SOURCE_DATE_EPOCH, else the last commit touching the kernel's
-# inputs (so unrelated commits keep the cache), else the tarball's mtime.
+# The build timestamp. A commit elsewhere in the tree must not change the kernel's
+# bytes (or miss the cache), so the general SOURCE_DATE_EPOCH only counts outside a
+# git checkout: KERNEL_SOURCE_DATE_EPOCH, else the last commit touching the kernel's
+# inputs, else SOURCE_DATE_EPOCH, else the tarball's mtime.
 build_epoch() {
-  if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
-    echo "$SOURCE_DATE_EPOCH"
+  local t
+  if [ -n "${KERNEL_SOURCE_DATE_EPOCH:-}" ]; then
+    echo "$KERNEL_SOURCE_DATE_EPOCH"
   elif git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1 &&
        t=$(git -C "$REPO" log -1 --format=%ct -- kernel scripts/build-kernel.sh \
            rootfs-builder/src/kernel_config 2>/dev/null) && [ -n "$t" ]; then
     echo "$t"
+  elif [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
+    echo "$SOURCE_DATE_EPOCH"
   else
     stat -c %Y "$KERNEL_SRC"
   fi
@@ -170,7 +178,7 @@ collect_fragments
 mapfile -t PATCHES < <(find "$REPO/kernel/patches" -type f 2>/dev/null | LC_ALL=C sort)
 mapfile -t CONFIG_CODE < <(find "$REPO/rootfs-builder/src/kernel_config" -type f | LC_ALL=C sort)
 EPOCH=$(build_epoch)
-[[ $EPOCH =~ ^[0-9]+$ ]] || die "SOURCE_DATE_EPOCH must be seconds since 1970, not '$EPOCH'"
+[[ $EPOCH =~ ^[0-9]+$ ]] || die "the build timestamp must be seconds since 1970, not '$EPOCH'"
 TIMESTAMP=$(LC_ALL=C date -u -d "@$EPOCH" '+%a %b %e %H:%M:%S UTC %Y')
 SRC_HASH=$(sha <"$KERNEL_SRC")
 PATCH_HASH=$(hash_files "${PATCHES[@]}")
@@ -181,7 +189,7 @@ KEY=$(
     echo "patches $PATCH_HASH"
     echo "arch $ARCH_NAME features $KERNEL_FEATURES"
     echo "fragments $(hash_files "${FRAGMENTS[@]}")"
-    echo "script $(hash_files "${BASH_SOURCE[0]}")"
+    echo "script $(hash_files "$SELF")"
     echo "config-code $(hash_files "${CONFIG_CODE[@]}")"
     echo "compiler $("${CROSS_COMPILE}gcc" --version | head -1)"
     echo "build $TIMESTAMP $KBUILD_USER $KBUILD_HOST"
@@ -190,6 +198,11 @@ KEY=$(
 CACHED="$HULL_CACHE/kernel/$KEY"
 OUTPUTS=(vmlinux vmlinuz kernel.config kernel.release)
 mkdir -p "$OUT"
+exec 9>"$OUT/.build-kernel.lock"
+if ! flock -n 9; then
+  log "waiting for another kernel build in $OUT"
+  flock 9
+fi
 
 # --- Cache hit: copy ----------------------------------------------------------
 if [ -f "$CACHED/.hull-complete" ]; then
