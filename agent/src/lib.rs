@@ -6,16 +6,17 @@
 //! - [`pid1`]: the PID-1 entry (boot steps, then serve, then power off);
 //! - [`server`], [`rpc`], [`status`]: the ttrpc server, one module per RPC family, the
 //!   error-to-status mapping;
-//! - [`state`]: what the RPCs share; [`sandbox`], [`guest`], [`copy_file`]: the logic;
+//! - [`state`]: what the RPCs share; [`sandbox`], [`container`], [`guest`],
+//!   [`copy_file`]: the logic;
 //! - [`metrics`], [`oom`], [`logging`], [`debug_console`].
 //!
 //! The runtime is tokio's single-threaded one: the agent is I/O-bound and ships in every
 //! VM, so it stays small.
 //!
-//! Limitations: the container and process RPCs, networking, device hot-plug and block
-//! storage answer UNIMPLEMENTED.
+//! Limitations: networking, device hot-plug and block storage answer UNIMPLEMENTED.
 
 pub mod config;
+pub mod container;
 pub mod copy_file;
 pub mod debug_console;
 pub mod files;
@@ -91,6 +92,7 @@ pub fn serve(config: Config, kernel: Arc<dyn Kernel>) -> Result<(), AgentError> 
         let agent = Arc::new(Agent::new(config, kernel, reaper));
         debug_console::start(&agent);
         let result = server::serve(agent.clone()).await;
+        container::lifecycle::remove_all(&agent).await;
         agent.sandbox().destroy(agent.kernel.as_ref());
         Ok(result?)
     })

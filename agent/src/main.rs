@@ -7,6 +7,11 @@ use hull_agent::config::{parse_args, Invocation, USAGE};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The jail's child mode first: it may be PID 1 of a container's PID namespace,
+    // and it must run before any thread starts.
+    if args.first().map(String::as_str) == Some(hull_jail::CHILD_ARG) {
+        hull_jail::child::main();
+    }
     if hull_init::is_pid1() {
         hull_agent::pid1::main(args);
     }

@@ -11,6 +11,7 @@ use hull_init::kernel::Kernel;
 use hull_init::reaper::Reaper;
 
 use crate::config::Config;
+use crate::container::Containers;
 use crate::metrics::Metrics;
 use crate::oom::OomEvents;
 use crate::sandbox::Sandbox;
@@ -24,6 +25,8 @@ pub struct Agent {
     pub reaper: Reaper,
     pub metrics: Metrics,
     pub oom: OomEvents,
+    /// The containers, behind their own lock.
+    pub containers: Containers,
     sandbox: Mutex<Sandbox>,
     shutdown: tokio::sync::Notify,
 }
@@ -37,6 +40,7 @@ impl Agent {
             reaper,
             metrics: Metrics::default(),
             oom: OomEvents::default(),
+            containers: Containers::default(),
             sandbox: Mutex::new(Sandbox::default()),
             shutdown: tokio::sync::Notify::new(),
         }

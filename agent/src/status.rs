@@ -9,6 +9,7 @@
 use hull_protocols::ttrpc::{self, Code};
 use thiserror::Error;
 
+use crate::container::ContainerError;
 use crate::copy_file::CopyFileError;
 use crate::guest::GuestError;
 use crate::sandbox::storage::StorageError;
@@ -25,6 +26,8 @@ pub enum RpcError {
     CopyFile(#[from] CopyFileError),
     #[error(transparent)]
     Guest(#[from] GuestError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
     /// The RPC is not built into this agent.
     #[error("{0} is not implemented by the Hull agent")]
     Unimplemented(&'static str),
@@ -37,6 +40,7 @@ pub fn code_of(err: &RpcError) -> Code {
         RpcError::Storage(e) => storage_code(e),
         RpcError::CopyFile(e) => copy_file_code(e),
         RpcError::Guest(e) => guest_code(e),
+        RpcError::Container(e) => container_code(e),
         RpcError::Unimplemented(_) => Code::UNIMPLEMENTED,
     }
 }
@@ -82,6 +86,35 @@ fn guest_code(e: &GuestError) -> Code {
         GuestError::BadTime { .. } | GuestError::NoEntropy => Code::INVALID_ARGUMENT,
         GuestError::NotOnline { .. } => Code::DEADLINE_EXCEEDED,
         GuestError::Clock(_) | GuestError::Random(_) | GuestError::Sysfs(..) => Code::INTERNAL,
+    }
+}
+
+fn container_code(e: &ContainerError) -> Code {
+    use ContainerError as E;
+    match e {
+        E::NotFound(_) | E::ProcessNotFound { .. } | E::Exited(_) => Code::NOT_FOUND,
+        E::Exists(_) | E::ProcessExists(_) => Code::ALREADY_EXISTS,
+        E::BadField { .. } | E::Spec(_) | E::BadWindowSize(..) => Code::INVALID_ARGUMENT,
+        E::Unsupported(_) => Code::UNIMPLEMENTED,
+        E::NoTerminal(_) | E::StdinClosed(_) | E::Removed(_) => Code::FAILED_PRECONDITION,
+        E::Timeout(..) => Code::DEADLINE_EXCEEDED,
+        E::Storage(e) => storage_code(e),
+        E::Jail(e) => jail_code(e),
+        E::Resize(..) | E::Stdio(..) | E::Signal(..) | E::Task(_) => Code::INTERNAL,
+    }
+}
+
+fn jail_code(e: &hull_jail::JailError) -> Code {
+    use hull_jail::cgroups::CgroupError;
+    use hull_jail::JailError as J;
+    match e {
+        J::Spec(_) => Code::INVALID_ARGUMENT,
+        J::Cgroup {
+            source: CgroupError::Spec(_),
+            ..
+        } => Code::INVALID_ARGUMENT,
+        J::State { .. } => Code::FAILED_PRECONDITION,
+        _ => Code::INTERNAL,
     }
 }
 

@@ -63,7 +63,7 @@ fn agent_details(config: &Config) -> AgentDetails {
         version: AGENT_VERSION.to_string(),
         init_daemon: config.pid1,
         storage_handlers: DRIVERS.iter().map(|d| d.to_string()).collect(),
-        supports_seccomp: false,
+        supports_seccomp: crate::container::SUPPORTS_SECCOMP,
         ..Default::default()
     }
 }

@@ -1,7 +1,6 @@
 //! Routes each `grpc.AgentService` RPC to its family's module, or to UNIMPLEMENTED.
 //!
-//! Keep this file a table: one short method per RPC, no logic. The container and
-//! process RPCs are routed to UNIMPLEMENTED until the container API lands.
+//! Keep this file a table: one short method per RPC, no logic.
 
 use std::sync::Arc;
 
@@ -14,7 +13,7 @@ use hull_protocols::ttrpc::{self, r#async::TtrpcContext};
 use hull_protocols::types::Interface;
 
 use super::unimplemented::unimplemented;
-use super::{copy_file, guest, metrics, oom, sandbox, storage};
+use super::{containers, copy_file, guest, metrics, oom, process, sandbox, stdio, storage};
 use crate::state::Agent;
 use crate::status::reply;
 
@@ -28,57 +27,57 @@ impl AgentService for AgentRpc {
     async fn create_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: CreateContainerRequest,
+        req: CreateContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("CreateContainer")
+        reply(containers::create(&self.agent, &req).await)
     }
 
     async fn start_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: StartContainerRequest,
+        req: StartContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("StartContainer")
+        reply(containers::start(&self.agent, &req).await)
     }
 
     async fn remove_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: RemoveContainerRequest,
+        req: RemoveContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("RemoveContainer")
+        reply(containers::remove(&self.agent, &req).await)
     }
 
     async fn exec_process(
         &self,
         _ctx: &TtrpcContext,
-        _req: ExecProcessRequest,
+        req: ExecProcessRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("ExecProcess")
+        reply(process::exec(&self.agent, &req).await)
     }
 
     async fn signal_process(
         &self,
         _ctx: &TtrpcContext,
-        _req: SignalProcessRequest,
+        req: SignalProcessRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("SignalProcess")
+        reply(process::signal(&self.agent, &req).await)
     }
 
     async fn wait_process(
         &self,
         _ctx: &TtrpcContext,
-        _req: WaitProcessRequest,
+        req: WaitProcessRequest,
     ) -> ttrpc::Result<WaitProcessResponse> {
-        unimplemented("WaitProcess")
+        reply(process::wait(&self.agent, &req).await)
     }
 
     async fn update_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: UpdateContainerRequest,
+        req: UpdateContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("UpdateContainer")
+        reply(containers::update(&self.agent, &req).await)
     }
 
     async fn update_ephemeral_mounts(
@@ -92,25 +91,25 @@ impl AgentService for AgentRpc {
     async fn stats_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: StatsContainerRequest,
+        req: StatsContainerRequest,
     ) -> ttrpc::Result<StatsContainerResponse> {
-        unimplemented("StatsContainer")
+        reply(containers::stats(&self.agent, &req).await)
     }
 
     async fn pause_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: PauseContainerRequest,
+        req: PauseContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("PauseContainer")
+        reply(containers::pause(&self.agent, &req).await)
     }
 
     async fn resume_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: ResumeContainerRequest,
+        req: ResumeContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("ResumeContainer")
+        reply(containers::resume(&self.agent, &req).await)
     }
 
     async fn remove_stale_virtiofs_share_mounts(
@@ -132,41 +131,41 @@ impl AgentService for AgentRpc {
     async fn write_stdin(
         &self,
         _ctx: &TtrpcContext,
-        _req: WriteStreamRequest,
+        req: WriteStreamRequest,
     ) -> ttrpc::Result<WriteStreamResponse> {
-        unimplemented("WriteStdin")
+        reply(stdio::write_stdin(&self.agent, &req).await)
     }
 
     async fn read_stdout(
         &self,
         _ctx: &TtrpcContext,
-        _req: ReadStreamRequest,
+        req: ReadStreamRequest,
     ) -> ttrpc::Result<ReadStreamResponse> {
-        unimplemented("ReadStdout")
+        reply(stdio::read_stdout(&self.agent, &req).await)
     }
 
     async fn read_stderr(
         &self,
         _ctx: &TtrpcContext,
-        _req: ReadStreamRequest,
+        req: ReadStreamRequest,
     ) -> ttrpc::Result<ReadStreamResponse> {
-        unimplemented("ReadStderr")
+        reply(stdio::read_stderr(&self.agent, &req).await)
     }
 
     async fn close_stdin(
         &self,
         _ctx: &TtrpcContext,
-        _req: CloseStdinRequest,
+        req: CloseStdinRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("CloseStdin")
+        reply(stdio::close_stdin(&self.agent, &req).await)
     }
 
     async fn tty_win_resize(
         &self,
         _ctx: &TtrpcContext,
-        _req: TtyWinResizeRequest,
+        req: TtyWinResizeRequest,
     ) -> ttrpc::Result<Empty> {
-        unimplemented("TtyWinResize")
+        reply(stdio::resize(&self.agent, &req).await)
     }
 
     async fn update_interface(

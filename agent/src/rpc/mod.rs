@@ -11,12 +11,15 @@
 //! The RPC bodies live in one file per family; [`agent_service`] only routes.
 
 mod agent_service;
+mod containers;
 mod copy_file;
 mod guest;
 mod health;
 mod metrics;
 mod oom;
+mod process;
 mod sandbox;
+mod stdio;
 mod storage;
 mod unimplemented;
 
