@@ -500,6 +500,10 @@ async fn two_containers_and_state_errors() {
     assert_eq!(out.data, b"a\n", "output while it runs");
     g.remove("a").await;
     g.remove("b").await;
+
+    g.create("never", &["/bin/true"]).await;
+    g.remove("never").await;
+    assert!(g.cgroup_dirs("never").is_empty(), "created, never started");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -572,4 +576,124 @@ async fn no_output_is_lost() {
         assert!(out.iter().all(|b| *b == 0));
         g.remove(&id).await;
     }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_oom_kill_is_reported_by_get_oom_event() {
+    if !can_run() {
+        return;
+    }
+    let g = Guest::start().await;
+    let limit = 16 * 1024 * 1024;
+    let mut spec = g.spec(
+        "hog",
+        &[
+            "/bin/dd",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=64M",
+            "count=1",
+        ],
+    );
+    spec.Linux.as_mut().unwrap().Resources = Some(oci::LinuxResources {
+        Memory: Some(oci::LinuxMemory {
+            Limit: limit,
+            Swap: limit,
+            ..Default::default()
+        })
+        .into(),
+        ..Default::default()
+    })
+    .into();
+    let req = CreateContainerRequest {
+        container_id: "hog".into(),
+        OCI: Some(spec).into(),
+        ..Default::default()
+    };
+    g.client.create_container(ctx(), &req).await.unwrap();
+    let start = StartContainerRequest {
+        container_id: "hog".into(),
+        ..Default::default()
+    };
+    g.client.start_container(ctx(), &start).await.unwrap();
+    assert_eq!(g.wait("hog", "").await, 137, "killed by the OOM killer");
+    let event = g
+        .client
+        .get_oom_event(ctx(), &GetOOMEventRequest::new())
+        .await
+        .unwrap();
+    assert_eq!(event.container_id, "hog");
+    g.remove("hog").await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_terminal_reports_its_resize() {
+    if !can_run() {
+        return;
+    }
+    let g = Guest::start().await;
+    let mut spec = g.spec("tty", &["/bin/sh", "-c", "stty size; read x; stty size"]);
+    let process = spec.Process.as_mut().unwrap();
+    process.Terminal = true;
+    process.ConsoleSize = Some(oci::Box {
+        Height: 24,
+        Width: 80,
+        ..Default::default()
+    })
+    .into();
+    let req = CreateContainerRequest {
+        container_id: "tty".into(),
+        OCI: Some(spec).into(),
+        ..Default::default()
+    };
+    g.client.create_container(ctx(), &req).await.unwrap();
+    let start = StartContainerRequest {
+        container_id: "tty".into(),
+        ..Default::default()
+    };
+    g.client.start_container(ctx(), &start).await.unwrap();
+
+    let read = ReadStreamRequest {
+        container_id: "tty".into(),
+        len: 1024,
+        ..Default::default()
+    };
+    let mut first = String::new();
+    while !first.contains("24 80") {
+        let data = g.client.read_stdout(ctx(), &read).await.unwrap().data;
+        assert!(!data.is_empty(), "ended early: {first:?}");
+        first.push_str(&String::from_utf8_lossy(&data));
+    }
+    let resize = TtyWinResizeRequest {
+        container_id: "tty".into(),
+        row: 40,
+        column: 120,
+        ..Default::default()
+    };
+    g.client.tty_win_resize(ctx(), &resize).await.unwrap();
+    let write = WriteStreamRequest {
+        container_id: "tty".into(),
+        data: b"go\n".to_vec(),
+        ..Default::default()
+    };
+    g.client.write_stdin(ctx(), &write).await.unwrap();
+    let rest = String::from_utf8(g.read_all("tty", "", false).await).unwrap();
+    assert!(rest.contains("40 120"), "{rest:?}");
+    assert_eq!(g.wait("tty", "").await, 0);
+    assert!(g.read_all("tty", "", true).await.is_empty(), "no stderr");
+
+    let (code, _) = code_of(
+        g.client
+            .tty_win_resize(
+                ctx(),
+                &TtyWinResizeRequest {
+                    container_id: "tty".into(),
+                    exec_id: "nope".into(),
+                    ..Default::default()
+                },
+            )
+            .await,
+    );
+    assert_eq!(code, Code::NOT_FOUND);
+    g.remove("tty").await;
 }

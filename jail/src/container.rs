@@ -292,6 +292,10 @@ impl Container {
     fn teardown(&mut self) -> Result<(), JailError> {
         self.cgroup.destroy().map_err(cg(&self.id))?;
         if let Some(mut child) = self.child.take() {
+            if self.init.status().is_some() {
+                // The caller already reaped the init process: nothing to kill or wait.
+                child.process = None;
+            }
             child.abandon(&*self.reaper);
         }
         if self.init.status().is_none() {

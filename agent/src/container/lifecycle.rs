@@ -343,9 +343,9 @@ fn spawn_oom_watch(
             let Ok(mut guard) = fd.readable_mut().await else {
                 return;
             };
-            let kills = guard.get_inner_mut().0.new_kills();
             guard.clear_ready();
-            match kills {
+            drop(guard);
+            match settled_kills(fd.get_mut()).await {
                 Ok(0) => {}
                 Ok(n) => {
                     tracing::info!(container_id = %id, kills = n, "oom kill");
@@ -355,4 +355,21 @@ fn spawn_oom_watch(
             }
         }
     }))
+}
+
+/// How long the kill counter may lag the notification (on cgroup v1 the event comes
+/// when the cgroup runs out of memory, before the OOM killer has picked its victim).
+const OOM_SETTLE: Duration = Duration::from_millis(20);
+const OOM_SETTLE_TRIES: u32 = 50;
+
+/// The new OOM kills after a notification, re-read a few times while it is 0.
+async fn settled_kills(fd: &mut OomFd) -> Result<u64, hull_jail::cgroups::CgroupError> {
+    for _ in 0..OOM_SETTLE_TRIES {
+        let kills = fd.0.new_kills()?;
+        if kills > 0 {
+            return Ok(kills);
+        }
+        tokio::time::sleep(OOM_SETTLE).await;
+    }
+    Ok(0)
 }

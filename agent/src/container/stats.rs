@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use cgroups_rs::stats::{BlkioStat, CgroupStats as Stats, MemoryStats as Memory};
+use hull_jail::cgroups_stats::{BlkioStat, CgroupStats as Stats, MemoryStats as Memory};
 use hull_protocols::agent::{
     BlkioStats, BlkioStatsEntry, CgroupStats, CpuStats, CpuUsage, HugetlbStats, MemoryData,
     MemoryStats, PidsStats, ThrottlingData,
