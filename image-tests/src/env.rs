@@ -176,15 +176,3 @@ fn write_executable(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
 }
-
-/// The shared libraries a dynamically linked host binary needs, as
-/// `(path in the image, host path)` pairs, from `ldd`.
-pub fn shared_libraries(binary: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
-    let out = Command::new("ldd").arg(binary).output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
-        .map(|p| (p.to_string(), PathBuf::from(p)))
-        .collect())
-}
