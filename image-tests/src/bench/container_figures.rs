@@ -9,7 +9,6 @@ use hull_runtime::image::Image;
 use hull_runtime::vm::spec::Accel;
 
 use super::boot;
-use super::boot_figures::chain;
 use super::containers::{ContainersError, Sandbox};
 use super::figure::{summarise_or, Figure, Unit, Value};
 use super::prometheus;
@@ -101,11 +100,14 @@ type Samples = (Vec<f64>, Option<ContainersError>);
 async fn create_start(sandbox: &mut Sandbox, runs: usize) -> Samples {
     let mut samples = Vec::new();
     for _ in 0..runs {
-        let started = Instant::now();
-        let id = match sandbox.create_start(&["/bin/true"]).await {
+        let id = match sandbox.prepare() {
             Ok(id) => id,
             Err(e) => return (samples, Some(e)),
         };
+        let started = Instant::now();
+        if let Err(e) = sandbox.create_start_prepared(&id, &["/bin/true"]).await {
+            return (samples, Some(e));
+        }
         samples.push(ms(started.elapsed()));
         if let Err(e) = sandbox.finish(&id).await {
             return (samples, Some(e));
@@ -260,10 +262,10 @@ fn outcome_of(error: &ContainersError) -> Value {
     }
     match error {
         ContainersError::NoBusybox(_) => Value::NotMeasurable {
-            reason: chain(error),
+            reason: error.describe(),
         },
         _ => Value::Failed {
-            reason: chain(error),
+            reason: error.describe(),
         },
     }
 }

@@ -3,8 +3,9 @@
 //! (`CreateSandbox`, `CreateContainer`, `StartContainer`, `ExecProcess`,
 //! `ReadStdout`, `WaitProcess`, `RemoveContainer`), timed on the host.
 //!
-//! Every container uses the same read-only root filesystem on the share, at
-//! the Kata path `/run/kata-containers/shared/containers/<dir>`.
+//! Each container gets its own read-only root filesystem on the share, at the
+//! Kata path `/run/kata-containers/shared/containers/<id>/rootfs`: a hard link
+//! of one static busybox and links for its applets.
 //!
 //! Limitation: needs `/bin/busybox` on the host built for the guest's
 //! architecture (Debian's busybox-static: x86_64 only).
@@ -18,6 +19,8 @@ use hull_protocols::agent::{
     WaitProcessRequest,
 };
 use hull_protocols::oci;
+use hull_protocols::oci_convert::spec_to_proto;
+use hull_protocols::oci_spec::runtime::{RootBuilder, Spec};
 use hull_protocols::ttrpc;
 use hull_runtime::agent::{AgentClient, AgentError};
 use hull_runtime::agent_call;
@@ -30,8 +33,8 @@ use super::boot::{self, BootError};
 
 /// Where the agent mounts the shared directory.
 pub const SHARED_MOUNT: &str = "/run/kata-containers/shared/containers/";
-/// The root filesystem's directory inside the share.
-const ROOTFS_DIR: &str = "bench-rootfs";
+/// The busybox every root filesystem links to, inside the share.
+const TEMPLATE: &str = ".busybox";
 /// The applets the containers run.
 const APPLETS: &[&str] = &["sh", "true", "echo", "sleep", "yes", "cat"];
 /// Bytes asked for per ReadStdout (what the Go Kata runtime asks for).
@@ -55,12 +58,39 @@ pub enum ContainersError {
     /// An RPC failed.
     #[error("agent")]
     Agent(#[from] AgentError),
+    /// The container spec could not be built.
+    #[error("container spec: {0}")]
+    Spec(String),
     /// A process ended with another status than expected.
     #[error("{what} exited with {status}")]
     Status { what: String, status: i32 },
 }
 
 impl ContainersError {
+    /// A one-line description: an RPC status as `<RPC> answered <CODE>: <message>`.
+    pub fn describe(&self) -> String {
+        if let ContainersError::Agent(AgentError::Rpc {
+            rpc,
+            source: ttrpc::Error::RpcStatus(status),
+        }) = self
+        {
+            let code = status
+                .code
+                .enum_value()
+                .map_or_else(|n| n.to_string(), |c| format!("{c:?}"));
+            return format!("{rpc} answered {code}: {}", status.message);
+        }
+        super::boot_figures::chain(self)
+    }
+
+    /// Whether this is a NOT_FOUND answer (e.g. signalling a process that exited).
+    pub fn not_found(&self) -> bool {
+        matches!(self, ContainersError::Agent(AgentError::Rpc {
+            source: ttrpc::Error::RpcStatus(status),
+            ..
+        }) if status.code.value() == ttrpc::Code::NOT_FOUND as i32)
+    }
+
     /// The message of an UNIMPLEMENTED answer, when that is what this is.
     pub fn unimplemented(&self) -> Option<String> {
         let ContainersError::Agent(AgentError::Rpc { rpc, source }) = self else {
@@ -85,6 +115,7 @@ pub struct Sandbox {
     next_id: u64,
     /// Containers created so far.
     pub created: u64,
+    shared: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -104,10 +135,12 @@ impl Sandbox {
             .tempdir()
             .map_err(|e| ContainersError::Rootfs(std::env::temp_dir(), e))?;
         let shared = dir.path().join("shared");
-        busybox_rootfs(&shared.join(ROOTFS_DIR))?;
+        std::fs::create_dir_all(&shared).map_err(|e| ContainersError::Rootfs(shared.clone(), e))?;
+        std::fs::copy("/bin/busybox", shared.join(TEMPLATE))
+            .map_err(|e| ContainersError::Rootfs(shared.clone(), e))?;
         let mut opts = VmOptions::new("bench-ctr");
         opts.accel = Some(accel);
-        opts.share_dir = Some(shared);
+        opts.share_dir = Some(shared.clone());
         let spec = plan(image, &opts, dir.path())
             .map_err(BootError::from)?
             .spec;
@@ -119,6 +152,7 @@ impl Sandbox {
             client,
             next_id: 0,
             created: 0,
+            shared,
             _dir: dir,
         };
         sandbox.create_sandbox(share).await?;
@@ -146,22 +180,51 @@ impl Sandbox {
         format!("bench-{}", self.next_id)
     }
 
-    /// Creates and starts a container running `args`; returns its id.
-    pub async fn create_start(&mut self, args: &[&str]) -> Result<String, ContainersError> {
+    /// A new container id with its root filesystem on the share.
+    pub fn prepare(&mut self) -> Result<String, ContainersError> {
         let id = self.new_id();
-        create_start(&self.client, &id, args).await?;
+        busybox_rootfs(
+            &self.shared.join(TEMPLATE),
+            &self.shared.join(&id).join("rootfs"),
+        )?;
+        Ok(id)
+    }
+
+    /// Creates and starts prepared container `id` running `args`.
+    pub async fn create_start_prepared(
+        &mut self,
+        id: &str,
+        args: &[&str],
+    ) -> Result<(), ContainersError> {
+        create_start(&self.client, id, args).await?;
         self.created += 1;
+        Ok(())
+    }
+
+    /// Prepares, creates and starts a container running `args`; returns its id.
+    pub async fn create_start(&mut self, args: &[&str]) -> Result<String, ContainersError> {
+        let id = self.prepare()?;
+        self.create_start_prepared(&id, args).await?;
         Ok(id)
     }
 
     /// Waits for a container's init and removes the container.
     pub async fn finish(&self, id: &str) -> Result<(), ContainersError> {
-        finish(&self.client, id).await
+        finish(&self.client, id).await?;
+        self.forget(id);
+        Ok(())
     }
 
     /// Removes container `id`.
     pub async fn remove(&self, id: &str) -> Result<(), ContainersError> {
-        remove(&self.client, id).await
+        remove(&self.client, id).await?;
+        self.forget(id);
+        Ok(())
+    }
+
+    /// Deletes a removed container's root filesystem from the share.
+    fn forget(&self, id: &str) {
+        let _ = std::fs::remove_dir_all(self.shared.join(id));
     }
 
     /// One whole container life (create, start, wait for `true`, remove).
@@ -172,10 +235,13 @@ impl Sandbox {
 
     /// `n` whole container lives at once; returns how long they took.
     pub async fn run_parallel(&mut self, n: usize) -> Result<Duration, ContainersError> {
+        let ids = (0..n)
+            .map(|_| self.prepare())
+            .collect::<Result<Vec<_>, _>>()?;
         let mut set = tokio::task::JoinSet::new();
         let started = Instant::now();
-        for _ in 0..n {
-            let (client, id) = (self.client.clone(), self.new_id());
+        for id in ids.clone() {
+            let client = self.client.clone();
             set.spawn(async move {
                 create_start(&client, &id, &["/bin/true"]).await?;
                 finish(&client, &id).await
@@ -187,6 +253,7 @@ impl Sandbox {
         }
         let took = started.elapsed();
         self.created += n as u64;
+        ids.iter().for_each(|id| self.forget(id));
         results.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(took)
     }
@@ -229,7 +296,14 @@ impl Sandbox {
             signal: SIGKILL,
             ..Default::default()
         };
-        agent_call!(self.client, signal_process, "SignalProcess", &req)?;
+        let signalled = agent_call!(self.client, signal_process, "SignalProcess", &req)
+            .map(drop)
+            .map_err(ContainersError::from);
+        match signalled {
+            // The process has already exited: only its status is left to collect.
+            Err(e) if e.not_found() => {}
+            other => other?,
+        }
         wait(&self.client, id, exec_id).await.map(drop)
     }
 
@@ -247,7 +321,7 @@ async fn create_start(
     let create = CreateContainerRequest {
         container_id: id.into(),
         exec_id: id.into(),
-        OCI: Some(spec(args)).into(),
+        OCI: Some(spec(id, args)?).into(),
         ..Default::default()
     };
     agent_call!(client, create_container, "CreateContainer", &create)?;
@@ -288,38 +362,24 @@ async fn wait(client: &AgentClient, id: &str, exec_id: &str) -> Result<i32, Cont
     Ok(agent_call!(client, wait_process, "WaitProcess", &req)?.status)
 }
 
-/// The OCI spec of a bench container running `args`.
-pub fn spec(args: &[&str]) -> oci::Spec {
-    let namespaces = ["mount", "ipc", "uts"]
-        .iter()
-        .map(|t| oci::LinuxNamespace {
-            Type: t.to_string(),
-            ..Default::default()
-        })
-        .collect();
-    oci::Spec {
-        Version: "1.1.0".into(),
-        Process: Some(process(args)).into(),
-        Root: Some(oci::Root {
-            Path: format!("{SHARED_MOUNT}{ROOTFS_DIR}"),
-            Readonly: true,
-            ..Default::default()
-        })
-        .into(),
-        Hostname: "bench".into(),
-        Mounts: vec![oci::Mount {
-            destination: "/proc".into(),
-            source: "proc".into(),
-            type_: "proc".into(),
-            ..Default::default()
-        }],
-        Linux: Some(oci::Linux {
-            Namespaces: namespaces,
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    }
+/// The OCI spec of bench container `id` running `args`: oci-spec's default
+/// spec (namespaces, mounts, capabilities, masked paths), as `hull run` sends it,
+/// with the root, hostname and process set.
+pub fn spec(id: &str, args: &[&str]) -> Result<oci::Spec, ContainersError> {
+    let invalid = |e: &dyn std::fmt::Display| ContainersError::Spec(e.to_string());
+    let mut spec = Spec::default();
+    let root = RootBuilder::default()
+        .path(format!("{SHARED_MOUNT}{id}/rootfs"))
+        .readonly(true)
+        .build()
+        .map_err(|e| invalid(&e))?;
+    spec.set_root(Some(root));
+    spec.set_hostname(Some("bench".into()));
+    let mut process = spec.process().clone().unwrap_or_default();
+    process.set_args(Some(args.iter().map(|a| a.to_string()).collect()));
+    process.set_env(Some(vec!["PATH=/bin".into()]));
+    spec.set_process(Some(process));
+    spec_to_proto(&spec).map_err(|e| invalid(&e))
 }
 
 fn process(args: &[&str]) -> oci::Process {
@@ -359,13 +419,13 @@ fn share_storage(kind: ShareKind) -> Storage {
     }
 }
 
-/// A root filesystem of a static busybox and its applets as links.
-fn busybox_rootfs(root: &Path) -> Result<(), ContainersError> {
+/// A root filesystem of a hard link to `busybox` and links for its applets.
+fn busybox_rootfs(busybox: &Path, root: &Path) -> Result<(), ContainersError> {
     let err = |e| ContainersError::Rootfs(root.to_path_buf(), e);
     for dir in ["bin", "proc", "dev", "tmp", "etc"] {
         std::fs::create_dir_all(root.join(dir)).map_err(err)?;
     }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).map_err(err)?;
+    std::fs::hard_link(busybox, root.join("bin/busybox")).map_err(err)?;
     for applet in APPLETS {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).map_err(err)?;
     }
@@ -377,16 +437,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spec_points_at_the_shared_rootfs() {
-        let s = spec(&["/bin/true"]);
+    fn spec_points_at_the_containers_rootfs() {
+        let s = spec("c1", &["/bin/true"]).unwrap();
         assert_eq!(
             s.Root.Path,
-            "/run/kata-containers/shared/containers/bench-rootfs"
+            "/run/kata-containers/shared/containers/c1/rootfs"
         );
         assert!(s.Root.Readonly);
         assert_eq!(s.Process.Args, vec!["/bin/true"]);
-        let types: Vec<&str> = s.Linux.Namespaces.iter().map(|n| n.Type.as_str()).collect();
-        assert_eq!(types, ["mount", "ipc", "uts"]);
+        assert_eq!(s.Process.Env, vec!["PATH=/bin"]);
+        assert!(s.Linux.Namespaces.iter().any(|n| n.Type == "mount"));
     }
 
     #[test]
@@ -399,13 +459,16 @@ mod tests {
     }
 
     #[test]
-    fn rootfs_has_the_applets() {
-        if !Path::new("/bin/busybox").is_file() {
-            eprintln!("skipped: /bin/busybox is not installed");
-            return;
-        }
+    fn rootfs_links_the_busybox_and_its_applets() {
         let dir = tempfile::tempdir().unwrap();
-        busybox_rootfs(dir.path()).unwrap();
-        assert!(dir.path().join("bin/true").exists());
+        let busybox = dir.path().join("busybox");
+        std::fs::write(&busybox, b"static busybox").unwrap();
+        let root = dir.path().join("c1/rootfs");
+        busybox_rootfs(&busybox, &root).unwrap();
+        assert_eq!(
+            std::fs::read(root.join("bin/true")).unwrap(),
+            b"static busybox"
+        );
+        assert!(root.join("proc").is_dir());
     }
 }
