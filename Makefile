@@ -95,10 +95,12 @@ verify: $(HULL_IMAGE) ## Check build/ARCH against its manifest.
 
 test: image ## Build the image, then run every test (privileged and boot tests need root).
 	$(call need_deps,$(DEPS_GROUPS) test qemu-$(ARCH))
+	$(CARGO) build --workspace --bins
 	HULL_BUILD_DIR=$(abspath $(BUILD)) $(CARGO) test --workspace
 
 test-arch: image ## Boot tests for ARCH (cross-built) under its qemu-system.
 	$(call need_deps,build cross test qemu-$(ARCH))
+	$(CARGO) build --workspace --bins
 	HULL_BUILD_DIR=$(abspath $(BUILD)) HULL_ARCH=$(ARCH) \
 	  $(CARGO) test -p hull-image-tests -- --test-threads 1
 
