@@ -62,10 +62,16 @@ pub fn choose_channel(machine: &MachineProfile) -> ChannelSpec {
     ChannelSpec::Serial
 }
 
-/// The shared-file transport: virtio-fs when virtiofsd is installed and the
-/// machine has the device, else 9p.
-pub fn choose_share(machine: &MachineProfile) -> ShareKind {
-    if machine.devices.vhost_user_fs.is_some() && find_program(VIRTIOFSD).is_some() {
+/// The shared-file transport: virtio-fs when virtiofsd is installed, the machine
+/// has the device and the guest runs under KVM, else 9p.
+///
+/// Not virtio-fs under TCG: virtiofsd writes file data straight into guest memory,
+/// behind the emulator's back, so QEMU keeps running code it translated from what
+/// that memory held before. A binary read from the share into reused page-cache
+/// pages then jumps into the middle of instructions (SIGSEGV, SIGILL).
+pub fn choose_share(machine: &MachineProfile, accel: Accel) -> ShareKind {
+    let virtio_fs = machine.devices.vhost_user_fs.is_some() && find_program(VIRTIOFSD).is_some();
+    if virtio_fs && accel == Accel::Kvm {
         ShareKind::VirtioFs
     } else {
         ShareKind::NineP
@@ -168,8 +174,9 @@ mod tests {
         m.devices.vhost_vsock = None;
         m.devices.vhost_user_vsock = None;
         assert_eq!(choose_channel(&m), ChannelSpec::Serial);
+        assert_eq!(choose_share(&m, Accel::Tcg), ShareKind::NineP);
         m.devices.vhost_user_fs = None;
-        assert_eq!(choose_share(&m), ShareKind::NineP);
+        assert_eq!(choose_share(&m, Accel::Kvm), ShareKind::NineP);
     }
 
     #[test]

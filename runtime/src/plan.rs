@@ -101,7 +101,7 @@ pub fn plan(image: &Image, opts: &VmOptions, run_dir: &Path) -> Result<Plan, Pla
     };
     let channel = host::choose_channel(&machine);
     let share = opts.share_dir.as_ref().map(|dir| ShareSpec {
-        kind: host::choose_share(&machine),
+        kind: host::choose_share(&machine, accel),
         dir: dir.clone(),
     });
     let boot = boot_spec(image, opts, &machine, channel)?;

@@ -61,7 +61,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     rows.push(program_row("vhost-device-vsock", VHOST_DEVICE_VSOCK));
     rows.push(program_row("virtiofsd", VIRTIOFSD));
     rows.push(channel_row(host::choose_channel(machine)));
-    rows.push(share_row(host::choose_share(machine)));
+    rows.push(share_row(host::choose_share(
+        machine,
+        host::choose_accel(&arch).0,
+    )));
     rows.push(image_row());
     print_table(&arch, &machine.machine, &rows);
     let bootable = qemu.is_some() && rows.last().is_some_and(|r| r.ok);
@@ -135,7 +138,7 @@ fn channel_row(channel: ChannelSpec) -> Row {
 fn share_row(kind: ShareKind) -> Row {
     let detail = match kind {
         ShareKind::VirtioFs => "virtio-fs (virtiofsd per sandbox)",
-        ShareKind::NineP => "virtio-9p (virtiofsd not installed)",
+        ShareKind::NineP => "virtio-9p (no virtiofsd, or TCG)",
     };
     Row {
         item: "shared files",
