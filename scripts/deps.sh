@@ -103,6 +103,38 @@ else
   missing_targets=("${RUST_TARGETS[@]}")
 fi
 
+# A static busybox for each foreign guest architecture (container root filesystems
+# in the arch matrix), fetched from Debian's archive with apt, using private
+# package lists so that the host's apt configuration is left alone.
+HULL_CACHE=${HULL_CACHE:-/var/cache/hull}
+missing_busybox=()
+for arch in aarch64 ppc64le s390x; do
+  wants "qemu-$arch" || continue
+  [[ $arch == "$(uname -m)" ]] && continue
+  [[ -x $HULL_CACHE/busybox/$arch/busybox ]] || missing_busybox+=("$arch")
+done
+
+debian_arch() {
+  case $1 in aarch64) echo arm64 ;; ppc64le) echo ppc64el ;; *) echo "$1" ;; esac
+}
+
+fetch_busybox() {
+  local arch=$1 darch work
+  darch=$(debian_arch "$arch")
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+  local apt=(-q -o "APT::Architecture=$darch" -o "APT::Architectures::=$darch"
+             -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache"
+             -o Dir::State::status=/dev/null -o APT::Sandbox::User=root)
+  apt-get "${apt[@]}" update >/dev/null
+  (cd "$work" && apt-get "${apt[@]}" download "busybox-static:$darch" >/dev/null)
+  dpkg-deb -x "$work"/busybox-static_*.deb "$work/root"
+  mkdir -p "$HULL_CACHE/busybox/$arch"
+  install -m 0755 "$work/root/bin/busybox" "$HULL_CACHE/busybox/$arch/busybox.tmp"
+  mv "$HULL_CACHE/busybox/$arch/busybox.tmp" "$HULL_CACHE/busybox/$arch/busybox"
+}
+
 missing_crates=()
 wants test || { VHOST_DEVICE_VSOCK_VERSION=; VIRTIOFSD_VERSION=; }
 vsock_bin="$cargo_home/bin/vhost-device-vsock"
@@ -121,10 +153,12 @@ report() {
   ((${#missing_bpo[@]})) && echo "(from bookworm-backports on Debian 12: ${missing_bpo[*]})"
   ((${#missing_targets[@]})) && echo "missing rustup targets: ${missing_targets[*]}"
   ((${#missing_crates[@]})) && echo "missing cargo tools (cargo install --locked): ${missing_crates[*]}"
+  ((${#missing_busybox[@]})) && echo "missing static busybox for guests: ${missing_busybox[*]} (in $HULL_CACHE/busybox)"
   true
 }
 
-total=$(( ${#missing_pkgs[@]} + ${#missing_bpo[@]} + ${#missing_targets[@]} + ${#missing_crates[@]} ))
+total=$(( ${#missing_pkgs[@]} + ${#missing_bpo[@]} + ${#missing_targets[@]} + ${#missing_crates[@]}
+         + ${#missing_busybox[@]} ))
 if ((total == 0)); then
   echo "deps: everything is present"
   exit 0
@@ -171,6 +205,10 @@ fi
 
 for crate in "${missing_crates[@]}"; do
   cargo install --quiet --locked --force "${crate%@*}" --version "${crate#*@}"
+done
+
+for arch in "${missing_busybox[@]}"; do
+  fetch_busybox "$arch"
 done
 
 echo "deps: installed what was missing"

@@ -76,6 +76,19 @@ pub fn qemu() -> Option<PathBuf> {
     found
 }
 
+/// A static busybox that runs in `arch` guests: the host's `/bin/busybox` for
+/// the host's own architecture, else the one `scripts/deps.sh` fetched from
+/// Debian into `$HULL_CACHE/busybox/<arch>/`.
+pub fn busybox_for(arch: &str) -> Option<PathBuf> {
+    let path = if arch == std::env::consts::ARCH {
+        PathBuf::from("/bin/busybox")
+    } else {
+        let cache = std::env::var_os("HULL_CACHE").unwrap_or_else(|| "/var/cache/hull".into());
+        Path::new(&cache).join("busybox").join(arch).join("busybox")
+    };
+    path.is_file().then_some(path)
+}
+
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
