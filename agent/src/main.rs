@@ -12,6 +12,10 @@ fn main() -> ExitCode {
     if args.first().map(String::as_str) == Some(hull_jail::CHILD_ARG) {
         hull_jail::child::main();
     }
+    if args.first().map(String::as_str) == Some(hull_agent::sandbox::namespaces::PAUSE_ARG) {
+        let hostname = args.get(1).map(String::as_str).unwrap_or_default();
+        hull_agent::sandbox::namespaces::pause_main(hostname);
+    }
     if hull_init::is_pid1() {
         hull_agent::pid1::main(args);
     }

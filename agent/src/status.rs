@@ -54,9 +54,10 @@ fn sandbox_code(e: &SandboxError) -> Code {
         SandboxError::ModuleNotFound(..) => Code::FAILED_PRECONDITION,
         SandboxError::GuestHooks => Code::UNIMPLEMENTED,
         SandboxError::Storage(e) => storage_code(e),
-        SandboxError::Hostname(..) | SandboxError::File(..) | SandboxError::Module(..) => {
-            Code::INTERNAL
-        }
+        SandboxError::Hostname(..)
+        | SandboxError::File(..)
+        | SandboxError::Module(..)
+        | SandboxError::Namespaces(_) => Code::INTERNAL,
     }
 }
 
@@ -100,7 +101,24 @@ fn container_code(e: &ContainerError) -> Code {
         E::Timeout(..) => Code::DEADLINE_EXCEEDED,
         E::Storage(e) => storage_code(e),
         E::Jail(e) => jail_code(e),
+        E::Device(e) => device_code(e),
+        E::NoSandboxNamespaces(_) | E::SandboxNamespaces(_) => Code::FAILED_PRECONDITION,
+        E::SharedMountSource(..) => Code::NOT_FOUND,
         E::Resize(..) | E::Stdio(..) | E::Signal(..) | E::Task(_) => Code::INTERNAL,
+    }
+}
+
+fn device_code(e: &crate::container::DeviceError) -> Code {
+    use crate::container::DeviceError as D;
+    use crate::guest::block::BlockError;
+    match e {
+        D::BadField { .. } | D::UnknownType(..) | D::NotANode(..) | D::NotInSpec(..) => {
+            Code::INVALID_ARGUMENT
+        }
+        D::Lookup(_, BlockError::Sysfs(..)) => Code::INTERNAL,
+        D::Lookup(..) => Code::INVALID_ARGUMENT,
+        D::Unsupported(..) => Code::UNIMPLEMENTED,
+        D::Timeout { .. } => Code::DEADLINE_EXCEEDED,
     }
 }
 

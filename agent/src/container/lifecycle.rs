@@ -17,7 +17,8 @@ use hull_protocols::agent::{CreateContainerRequest, ExecProcessRequest};
 use hull_protocols::oci_spec::runtime::LinuxResources;
 use tokio::io::unix::AsyncFd;
 
-use super::spec::{check_id, container_spec, exec_process, inherit, refuse_unsupported};
+use super::spec::{check_id, container_spec, exec_process, inherit, refuse_stdio_ports};
+use super::{devices, sandbox_ns, shared_mounts};
 use super::{ContainerEntry, ContainerError, JailReaper, ProcessEntry};
 use crate::oom::OomNotifier;
 use crate::sandbox::storage;
@@ -28,8 +29,12 @@ use crate::state::Agent;
 pub async fn create(agent: &Agent, req: &CreateContainerRequest) -> Result<(), ContainerError> {
     let id = req.container_id.clone();
     check_id("container_id", &id)?;
-    refuse_unsupported(req)?;
-    let spec = container_spec(&agent.config, req)?;
+    refuse_stdio_ports([req.stdin_port, req.stdout_port, req.stderr_port])?;
+    let mut spec = container_spec(&agent.config, req)?;
+    let join = sandbox_ns::sandbox_join(&agent.sandbox(), req.sandbox_pidns)?;
+    if let Some(join) = &join {
+        sandbox_ns::join(&mut spec, join);
+    }
     agent.containers.reserve(&id)?;
     let mut storages = UndoStack::default();
     let result = create_reserved(agent, req, spec, &mut storages).await;
@@ -50,12 +55,26 @@ pub async fn create(agent: &Agent, req: &CreateContainerRequest) -> Result<(), C
 async fn create_reserved(
     agent: &Agent,
     req: &CreateContainerRequest,
-    spec: hull_protocols::oci_spec::runtime::Spec,
+    mut spec: hull_protocols::oci_spec::runtime::Spec,
     storages: &mut UndoStack,
 ) -> Result<ContainerEntry, ContainerError> {
     for s in &req.storages {
         storages.append(storage::add(agent.kernel.as_ref(), &agent.config, s)?);
     }
+    devices::apply_all(&agent.config, &req.devices, &mut spec).await?;
+    let ctx = shared_mounts::Context {
+        kernel: agent.kernel.as_ref(),
+        config: &agent.config,
+        containers: &agent.containers,
+    };
+    shared_mounts::apply(
+        &ctx,
+        &req.container_id,
+        &req.shared_mounts,
+        &mut spec,
+        storages,
+    )?;
+
     let id = req.container_id.clone();
     let bundle = bundle_dir(&spec);
     let reaper: Arc<dyn hull_jail::Reaper> = Arc::new(JailReaper(agent.reaper.clone()));
@@ -114,6 +133,7 @@ pub async fn start(agent: &Agent, id: &str) -> Result<(), ContainerError> {
 pub async fn exec(agent: &Agent, req: &ExecProcessRequest) -> Result<(), ContainerError> {
     let entry = agent.containers.get(&req.container_id)?;
     check_id("exec_id", &req.exec_id)?;
+    refuse_stdio_ports([req.stdin_port, req.stdout_port, req.stderr_port])?;
     let process = exec_process(req)?;
     if entry.init.exit_status().is_some() {
         return Err(ContainerError::Exited(entry.id.clone()));

@@ -9,13 +9,21 @@
 //! (the jail waits for its helpers through [`JailReaper`]); output is pumped into
 //! buffers as soon as it is written ([`stdio`]).
 //!
-//! Limitations: `devices`, `shared_mounts`, `sandbox_pidns` and the vsock stdio ports
-//! of CreateContainer/ExecProcess are refused (UNIMPLEMENTED); ipc and uts
-//! namespaces are the container's own, not shared across the sandbox; a systemd
-//! `cgroupsPath` (`slice:prefix:name`) is replaced by the default placement.
+//! CreateContainer also waits for the container's [`devices`] and rewrites the spec
+//! for them, joins the sandbox's shared ipc, uts and (with `sandbox_pidns`) pid
+//! namespaces ([`sandbox_ns`]), adds the [`shared_mounts`], and maps a systemd
+//! `cgroupsPath` to cgroupfs ([`cgroup_path`]).
+//!
+//! Limitations: the vsock stdio ports of CreateContainer/ExecProcess are refused
+//! (UNIMPLEMENTED): the wire contract does not say who connects nor how streams end;
+//! VFIO devices are refused (UNIMPLEMENTED).
 
+pub mod cgroup_path;
+pub mod devices;
 pub mod lifecycle;
 pub mod process;
+pub mod sandbox_ns;
+pub mod shared_mounts;
 pub mod spec;
 pub mod stats;
 pub mod stdio;
@@ -29,8 +37,10 @@ use hull_protocols::oci_convert::OciConvertError;
 use thiserror::Error;
 use tokio::task::JoinHandle;
 
+use crate::sandbox::namespaces::NamespacesError;
 use crate::sandbox::storage::StorageError;
 use crate::sandbox::undo::UndoStack;
+pub use devices::DeviceError;
 pub use process::ProcessEntry;
 
 /// Whether containers can get a seccomp filter (the jail compiles OCI profiles to BPF
@@ -67,6 +77,18 @@ pub enum ContainerError {
     /// A container storage failed.
     #[error("container storage failed")]
     Storage(#[from] StorageError),
+    /// A device of the container.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// A field needs a sandbox that holds shared namespaces.
+    #[error("{0} needs a sandbox holding shared namespaces (CreateSandbox first)")]
+    NoSandboxNamespaces(&'static str),
+    /// The sandbox's shared namespaces are gone.
+    #[error("cannot join the sandbox namespaces")]
+    SandboxNamespaces(#[source] NamespacesError),
+    /// A shared mount's source container does not exist.
+    #[error("shared_mounts[{0}].src_ctr: container {1:?} not found")]
+    SharedMountSource(usize, String),
     /// The jail failed.
     #[error("jail")]
     Jail(#[from] JailError),
@@ -131,6 +153,19 @@ struct Table {
 }
 
 impl Containers {
+    /// The container with this id or CRI name, if any.
+    pub fn find(&self, id_or_name: &str) -> Option<Arc<ContainerEntry>> {
+        let table = self.lock();
+        if let Some(entry) = table.entries.get(id_or_name) {
+            return Some(entry.clone());
+        }
+        table
+            .entries
+            .values()
+            .find(|e| !e.name.is_empty() && e.name == id_or_name)
+            .cloned()
+    }
+
     /// The container `id`.
     pub fn get(&self, id: &str) -> Result<Arc<ContainerEntry>, ContainerError> {
         self.lock()
@@ -190,6 +225,8 @@ impl Containers {
 /// One container: the jail's handle, its processes, its storages.
 pub struct ContainerEntry {
     pub id: String,
+    /// Its CRI name (from the spec's annotations), or empty.
+    pub name: String,
     /// The jail's container; `None` once destroyed.
     jail: Arc<Mutex<Option<hull_jail::Container>>>,
     processes: Mutex<HashMap<String, Arc<ProcessEntry>>>,
@@ -212,6 +249,7 @@ impl ContainerEntry {
     ) -> ContainerEntry {
         ContainerEntry {
             id: container.id().to_string(),
+            name: shared_mounts::cri_name(container.spec()),
             jail: Arc::new(Mutex::new(Some(container))),
             processes: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashSet::new()),

@@ -1,6 +1,7 @@
 //! From the host's request to what the jail runs: the container's spec with its root
-//! resolved under the agent's root and its own PID namespace, and exec'd processes
-//! inheriting the init process's settings.
+//! resolved under the agent's root and its own PID namespace, a systemd
+//! `cgroupsPath` mapped to cgroupfs, and exec'd processes inheriting the init
+//! process's settings.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -8,7 +9,7 @@ use hull_protocols::agent::{CreateContainerRequest, ExecProcessRequest, StringUs
 use hull_protocols::oci_convert::{process_from_proto, spec_from_proto};
 use hull_protocols::oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType, Process, Spec};
 
-use super::ContainerError;
+use super::{cgroup_path, ContainerError};
 use crate::config::Config;
 
 /// Checks an id the host chose (a container or exec id): non-empty, one path
@@ -30,17 +31,12 @@ pub fn check_id(field: &str, id: &str) -> Result<(), ContainerError> {
     Ok(())
 }
 
-/// Refuses the CreateContainer fields this agent does not handle.
-pub fn refuse_unsupported(req: &CreateContainerRequest) -> Result<(), ContainerError> {
-    let unsupported = [
-        (!req.devices.is_empty(), "devices"),
-        (!req.shared_mounts.is_empty(), "shared_mounts"),
-        (req.sandbox_pidns, "sandbox_pidns"),
-        (req.stdin_port != 0, "stdin_port"),
-        (req.stdout_port != 0, "stdout_port"),
-        (req.stderr_port != 0, "stderr_port"),
-    ];
-    match unsupported.iter().find(|(set, _)| *set) {
+/// Refuses the vsock stdio ports of CreateContainer and ExecProcess: the wire
+/// contract gives their numbers but not who connects to whom nor how a stream starts
+/// and ends, so the agent keeps to the pull model (ReadStdout, WriteStdin).
+pub fn refuse_stdio_ports(ports: [u32; 3]) -> Result<(), ContainerError> {
+    let names = ["stdin_port", "stdout_port", "stderr_port"];
+    match ports.iter().zip(names).find(|(port, _)| **port != 0) {
         Some((_, field)) => Err(ContainerError::Unsupported(field)),
         None => Ok(()),
     }
@@ -59,7 +55,7 @@ pub fn container_spec(
     let mut spec = spec_from_proto(proto).map_err(ContainerError::Spec)?;
     resolve_root(config, &mut spec)?;
     own_pid_namespace(&mut spec)?;
-    drop_systemd_cgroups_path(&mut spec);
+    map_systemd_cgroups_path(&mut spec)?;
     Ok(spec)
 }
 
@@ -109,19 +105,26 @@ fn own_pid_namespace(spec: &mut Spec) -> Result<(), ContainerError> {
     Ok(())
 }
 
-fn drop_systemd_cgroups_path(spec: &mut Spec) {
+/// A systemd `cgroupsPath` becomes the cgroupfs path systemd would use.
+fn map_systemd_cgroups_path(spec: &mut Spec) -> Result<(), ContainerError> {
     let Some(mut linux) = spec.linux().clone() else {
-        return;
+        return Ok(());
     };
-    let systemd = linux
+    let Some(given) = linux
         .cgroups_path()
         .as_ref()
-        .is_some_and(|p| p.to_string_lossy().contains(':'));
-    if systemd {
-        tracing::debug!(path = ?linux.cgroups_path(), "systemd cgroupsPath: default placement used");
-        linux.set_cgroups_path(None);
-        spec.set_linux(Some(linux));
+        .map(|p| p.to_string_lossy().into_owned())
+    else {
+        return Ok(());
+    };
+    if !cgroup_path::is_systemd(&given) {
+        return Ok(());
     }
+    let mapped = cgroup_path::systemd_to_cgroupfs(&given)?;
+    tracing::debug!(given, mapped, "systemd cgroupsPath mapped");
+    linux.set_cgroups_path(Some(mapped.into()));
+    spec.set_linux(Some(linux));
+    Ok(())
 }
 
 /// The process of an ExecProcess request, converted.
@@ -226,9 +229,8 @@ mod tests {
 
     #[test]
     fn unsupported_fields_are_named() {
-        let mut req = request("/r");
-        req.stdout_port = 1025;
-        let err = refuse_unsupported(&req).unwrap_err();
+        refuse_stdio_ports([0, 0, 0]).unwrap();
+        let err = refuse_stdio_ports([0, 1025, 0]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "stdout_port is not supported by the Hull agent"

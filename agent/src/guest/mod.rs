@@ -1,5 +1,7 @@
-//! Guest-wide RPC logic: details, the clock, entropy, and CPU/memory hot-plug.
+//! Guest-wide RPC logic: details, the clock, entropy, CPU/memory hot-plug, and
+//! finding hot-plugged block devices.
 
+pub mod block;
 pub mod hotplug;
 
 use hull_init::random::RandomError;

@@ -6,10 +6,15 @@ use hull_protocols::empty::Empty;
 use crate::state::Agent;
 use crate::status::RpcError;
 
+/// Sets the sandbox up, then its shared namespaces (started from the runtime's
+/// thread, which outlives the sandbox); a failure leaves nothing behind.
 pub fn create(agent: &Agent, req: &CreateSandboxRequest) -> Result<Empty, RpcError> {
-    agent
-        .sandbox()
-        .create(agent.kernel.as_ref(), &agent.config, req)?;
+    let mut sandbox = agent.sandbox();
+    sandbox.create(agent.kernel.as_ref(), &agent.config, req)?;
+    if let Err(e) = sandbox.share_namespaces(&agent.reaper, &req.hostname) {
+        sandbox.destroy(agent.kernel.as_ref());
+        return Err(e.into());
+    }
     Ok(Empty::new())
 }
 

@@ -3,20 +3,24 @@
 //! The sandbox owns an [`UndoStack`] of every change it made (hostname, files,
 //! mounts); DestroySandbox, or a CreateSandbox that fails half-way, unwinds it in
 //! reverse. Containers (added by the container API) keep their own undo stacks and
-//! are torn down before the sandbox's.
+//! are torn down before the sandbox's. It also holds the pid, ipc and uts namespaces
+//! its containers share ([`namespaces`]), released first on DestroySandbox.
 
 pub mod etc_files;
 pub mod modules;
+pub mod namespaces;
 pub mod storage;
 pub mod undo;
 
 use std::path::PathBuf;
 
 use hull_init::kernel::Kernel;
+use hull_init::reaper::Reaper;
 use hull_protocols::agent::CreateSandboxRequest;
 use thiserror::Error;
 
 use crate::config::Config;
+use namespaces::{NamespacesError, SharedNamespaces};
 use storage::StorageError;
 use undo::UndoStack;
 
@@ -56,6 +60,9 @@ pub enum SandboxError {
     /// A kernel module could not be loaded.
     #[error("cannot load kernel module {0:?}")]
     Module(String, #[source] std::io::Error),
+    /// The shared namespaces could not be set up.
+    #[error("sandbox namespaces")]
+    Namespaces(#[from] NamespacesError),
 }
 
 /// The sandbox state.
@@ -65,6 +72,8 @@ pub struct Sandbox {
     id: String,
     pidns: bool,
     undo: UndoStack,
+    /// The namespaces the containers share, while the pause process holds them.
+    namespaces: Option<SharedNamespaces>,
 }
 
 impl Sandbox {
@@ -106,14 +115,38 @@ impl Sandbox {
             id: req.sandbox_id.clone(),
             pidns: req.sandbox_pidns,
             undo,
+            namespaces: None,
         };
         tracing::info!(sandbox_id = %self.id, "sandbox created");
         Ok(())
     }
 
-    /// Undoes everything the sandbox set up, newest first. Returns how many undo steps
-    /// failed (they are logged).
+    /// Starts the pause process holding the namespaces containers share, with the
+    /// sandbox's `hostname` (empty: the agent's). Only root can hold them; an agent
+    /// that is not root (and so cannot run containers) shares none.
+    pub fn share_namespaces(
+        &mut self,
+        reaper: &Reaper,
+        hostname: &str,
+    ) -> Result<(), SandboxError> {
+        if !nix::unistd::geteuid().is_root() {
+            tracing::warn!("not root: containers will not share namespaces");
+            return Ok(());
+        }
+        self.namespaces = Some(SharedNamespaces::start(reaper, hostname)?);
+        Ok(())
+    }
+
+    /// The namespaces the containers share, if any are held.
+    pub fn namespaces(&self) -> Option<&SharedNamespaces> {
+        self.namespaces.as_ref()
+    }
+
+    /// Undoes everything the sandbox set up, newest first, after killing the pause
+    /// process (and every process left in its pid namespace). Returns how many undo
+    /// steps failed (they are logged).
     pub fn destroy(&mut self, kernel: &dyn Kernel) -> usize {
+        self.namespaces = None;
         let failures = self.undo.unwind(kernel);
         tracing::info!(sandbox_id = %self.id, failures, "sandbox destroyed");
         *self = Sandbox::default();

@@ -127,3 +127,4 @@ pub fn can_unshare() -> bool {
     let root = unsafe { libc::geteuid() } == 0;
     root && Path::new("/usr/bin/unshare").exists()
 }
+pub mod guest;
