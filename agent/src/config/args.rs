@@ -41,7 +41,8 @@ pub enum Invocation {
 /// The usage text.
 pub const USAGE: &str = "\
 usage: hull-agent [flags]
-  --server-addr URI          vsock://CID:PORT or unix:///path (default vsock://-1:1024)
+  --server-addr URI          vsock://CID:PORT, unix:///path or serial:///dev/PORT
+                             (default vsock://-1:1024)
   --log LEVEL                error, warn, info, debug, trace (default info)
   --log-format FORMAT        text or json (default text)
   --log-vport N              stream logs on vsock port N instead of stderr

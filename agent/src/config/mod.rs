@@ -82,6 +82,9 @@ pub enum ServerAddr {
     Vsock { cid: i64, port: u32 },
     /// `unix:///path`.
     Unix(PathBuf),
+    /// `serial:///path`: a virtio-serial port (a character device) carrying one
+    /// ttrpc stream at a time, for hosts and machines without vsock.
+    Serial(PathBuf),
 }
 
 impl ServerAddr {
@@ -90,6 +93,7 @@ impl ServerAddr {
         match self {
             ServerAddr::Vsock { cid, port } => format!("vsock://{cid}:{port}"),
             ServerAddr::Unix(path) => format!("unix://{}", path.display()),
+            ServerAddr::Serial(path) => format!("serial://{}", path.display()),
         }
     }
 }
@@ -99,14 +103,14 @@ impl std::str::FromStr for ServerAddr {
 
     fn from_str(s: &str) -> Result<Self, String> {
         if let Some(path) = s.strip_prefix("unix://") {
-            if !path.starts_with('/') {
-                return Err(format!("unix socket path in {s:?} must be absolute"));
-            }
-            return Ok(ServerAddr::Unix(PathBuf::from(path)));
+            return absolute(s, path, "unix socket").map(ServerAddr::Unix);
+        }
+        if let Some(path) = s.strip_prefix("serial://") {
+            return absolute(s, path, "serial port").map(ServerAddr::Serial);
         }
         let rest = s
             .strip_prefix("vsock://")
-            .ok_or_else(|| format!("address {s:?} is neither vsock:// nor unix://"))?;
+            .ok_or_else(|| format!("address {s:?} is not vsock://, unix:// or serial://"))?;
         let (cid, port) = rest
             .split_once(':')
             .ok_or_else(|| format!("vsock address {s:?} lacks :PORT"))?;
@@ -119,6 +123,14 @@ impl std::str::FromStr for ServerAddr {
             .map_err(|_| format!("bad vsock port in {s:?}"))?;
         Ok(ServerAddr::Vsock { cid, port })
     }
+}
+
+/// `path` of address `addr` as a path, if absolute.
+fn absolute(addr: &str, path: &str, what: &str) -> Result<PathBuf, String> {
+    if !path.starts_with('/') {
+        return Err(format!("{what} path in {addr:?} must be absolute"));
+    }
+    Ok(PathBuf::from(path))
 }
 
 /// The agent's configuration.
@@ -245,12 +257,20 @@ mod tests {
             DEFAULT_SERVER_ADDR.parse::<ServerAddr>().unwrap().uri(),
             DEFAULT_SERVER_ADDR
         );
+        let serial = "serial:///dev/virtio-ports/agent.channel.0";
+        assert_eq!(
+            serial.parse::<ServerAddr>().unwrap(),
+            ServerAddr::Serial("/dev/virtio-ports/agent.channel.0".into())
+        );
+        assert_eq!(serial.parse::<ServerAddr>().unwrap().uri(), serial);
         for bad in [
             "tcp://x:1",
             "vsock://3",
             "vsock://-2:1",
             "vsock://a:1",
             "unix://rel",
+            "serial://",
+            "serial://dev/vport0p1",
         ] {
             assert!(bad.parse::<ServerAddr>().is_err(), "{bad}");
         }
