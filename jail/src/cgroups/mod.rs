@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cgroups_rs::fs::{hierarchies, Cgroup as FsCgroup};
+use cgroups_rs::stats::CpuAcctStats;
 use cgroups_rs::{CgroupPid, CgroupStats, FreezerState, FsManager, Manager};
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxMemory, LinuxResources};
 
 use crate::config::CgroupDir;
 use crate::spec::{invalid, SpecError};
@@ -121,6 +122,13 @@ impl Cgroup {
                 self.device_prog = Some(prog);
             }
             res.set_devices(None);
+            if let Some(memory) = *res.memory() {
+                let dir = Path::new(cgroups_rs::fs::cgroup::UNIFIED_MOUNTPOINT).join(&self.path);
+                if !dir.join("memory.swap.max").exists() {
+                    set_memory_without_swap(&dir, &memory)?;
+                    res.set_memory(None);
+                }
+            }
             self.write_unified(res.unified().clone().unwrap_or_default())?;
         } else if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
             return Err(invalid("linux.resources.unified", "needs cgroup v2").into());
@@ -235,9 +243,19 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Resource usage, for StatsContainer.
+    /// Resource usage, for StatsContainer. On v2, where there is no cpuacct
+    /// controller, CPU time comes from the cgroup's `cpu.stat`.
     pub fn stats(&self) -> CgroupStats {
-        self.manager.stats()
+        let mut stats = self.manager.stats();
+        if self.v2() && stats.cpu.cpu_acct.is_none() {
+            let file = Path::new(cgroups_rs::fs::cgroup::UNIFIED_MOUNTPOINT)
+                .join(&self.path)
+                .join("cpu.stat");
+            stats.cpu.cpu_acct = std::fs::read_to_string(file)
+                .ok()
+                .map(|text| v2_cpu_usage(&text));
+        }
+        stats
     }
 
     /// The number of OOM kills in this cgroup so far.
@@ -276,6 +294,62 @@ fn strip_suffix(path: &Path, suffix: &str) -> Option<PathBuf> {
         }
     }
     Some(p)
+}
+
+/// CPU time from a v2 `cpu.stat` (microseconds), in nanoseconds as cpuacct
+/// gives its total.
+fn v2_cpu_usage(text: &str) -> CpuAcctStats {
+    let nanos = |key: &str| {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(key)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+            .saturating_mul(1000)
+    };
+    CpuAcctStats {
+        user_usage: nanos("user_usec"),
+        system_usage: nanos("system_usec"),
+        total_usage: nanos("usage_usec"),
+        usage_percpu: Vec::new(),
+    }
+}
+
+/// Memory limits on a v2 cgroup of a kernel built without swap (no
+/// `memory.swap.max`, which `cgroups-rs` would write). A swap limit can only ask
+/// for no swap then: `swap` equal to `limit`, 0 or -1; any other is refused.
+fn set_memory_without_swap(dir: &Path, memory: &LinuxMemory) -> Result<(), CgroupError> {
+    if let Some(swap) = memory.swap() {
+        if !(swap == 0 || swap == -1 || Some(swap) == memory.limit()) {
+            return Err(invalid(
+                "linux.resources.memory.swap",
+                "asks for swap, but the kernel has no swap",
+            )
+            .into());
+        }
+    }
+    let write = |name: &str, value: String| {
+        let file = dir.join(name);
+        std::fs::write(&file, value).map_err(|e| CgroupError::File(file, e))
+    };
+    let bytes = |v: i64| {
+        if v < 0 {
+            "max".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    if let Some(limit) = memory.limit() {
+        write("memory.max", bytes(limit))?;
+    }
+    if let Some(reservation) = memory.reservation() {
+        write("memory.low", bytes(reservation))?;
+    }
+    Ok(())
 }
 
 fn check_hugepage_sizes(res: &LinuxResources) -> Result<(), SpecError> {
@@ -353,6 +427,38 @@ pub fn validate_resources(res: &LinuxResources) -> Result<(), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_without_swap_writes_limits_and_refuses_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = |v: serde_json::Value| -> LinuxMemory { serde_json::from_value(v).unwrap() };
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+
+        let no_swap =
+            memory(serde_json::json!({"limit": 1048576, "swap": 1048576, "reservation": 4096}));
+        set_memory_without_swap(dir.path(), &no_swap).unwrap();
+        assert_eq!(read("memory.max"), "1048576");
+        assert_eq!(read("memory.low"), "4096");
+        set_memory_without_swap(dir.path(), &memory(serde_json::json!({"limit": -1}))).unwrap();
+        assert_eq!(read("memory.max"), "max");
+
+        let swap = memory(serde_json::json!({"limit": 1048576, "swap": 2097152}));
+        let err = set_memory_without_swap(dir.path(), &swap).unwrap_err();
+        assert!(
+            matches!(&err, CgroupError::Spec(SpecError::Invalid { field, .. }) if field == "linux.resources.memory.swap"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn v2_cpu_time_is_read_in_nanoseconds() {
+        let text = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 0\n";
+        let usage = v2_cpu_usage(text);
+        assert_eq!(usage.total_usage, 1_500_000);
+        assert_eq!(usage.user_usage, 1_000_000);
+        assert_eq!(usage.system_usage, 500_000);
+        assert_eq!(v2_cpu_usage("").total_usage, 0);
+    }
 
     #[test]
     fn page_sizes_parse() {
