@@ -5,313 +5,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use common::{code_of, ctx, AgentProcess};
+use common::guest::{can_run, namespace, Guest};
+use common::{code_of, ctx};
 use hull_protocols::agent::*;
-use hull_protocols::agent_ttrpc::AgentServiceClient;
 use hull_protocols::health::CheckRequest;
-use hull_protocols::health_ttrpc::HealthClient;
 use hull_protocols::oci;
 use hull_protocols::ttrpc::Code;
-
-/// Where the busybox rootfs lies, as a guest path under the agent's root.
-const ROOTFS: &str = "/run/kata-containers/shared/containers/busybox/rootfs";
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-fn can_run() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root (namespaces, mounts, cgroups)");
-        return false;
-    }
-    for tool in ["/usr/bin/unshare", "/bin/busybox"] {
-        if !Path::new(tool).exists() {
-            eprintln!("skipped: needs {tool}");
-            return false;
-        }
-    }
-    true
-}
-
-/// An agent in fresh namespaces with a busybox rootfs, and a cgroup parent of its own.
-struct Guest {
-    agent: Option<AgentProcess>,
-    client: AgentServiceClient,
-    health: HealthClient,
-    cgroup_parent: String,
-}
-
-impl Guest {
-    async fn start() -> Guest {
-        // A shell stays PID 1 of the new PID namespace (the agent is its child, not
-        // PID 1), so killing `unshare` kills everything the agent started.
-        let wrapper = [
-            "unshare",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--mount",
-            "--mount-proc",
-            "--net",
-            "--",
-            "/bin/busybox",
-            "sh",
-            "-c",
-            "\"$0\" \"$@\"; exit $?",
-        ];
-        let agent = AgentProcess::start_with(&wrapper, &[]);
-        make_rootfs(&agent.guest(ROOTFS));
-        let (client, health) = agent.client().await;
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        Guest {
-            agent: Some(agent),
-            client,
-            health,
-            cgroup_parent: format!("hull-agent-test-{}-{n}", std::process::id()),
-        }
-    }
-
-    fn agent(&self) -> &AgentProcess {
-        self.agent.as_ref().expect("agent runs until drop")
-    }
-
-    /// A spec running `args` in the busybox rootfs.
-    fn spec(&self, id: &str, args: &[&str]) -> oci::Spec {
-        spec(args, &format!("/{}/{id}", self.cgroup_parent))
-    }
-
-    async fn create(&self, id: &str, args: &[&str]) {
-        let req = CreateContainerRequest {
-            container_id: id.into(),
-            exec_id: id.into(),
-            OCI: Some(self.spec(id, args)).into(),
-            ..Default::default()
-        };
-        if let Err(e) = self.client.create_container(ctx(), &req).await {
-            panic!("create {id}: {e:?}\n{}", self.agent().log());
-        }
-    }
-
-    async fn run(&self, id: &str, args: &[&str]) {
-        self.create(id, args).await;
-        let req = StartContainerRequest {
-            container_id: id.into(),
-            ..Default::default()
-        };
-        self.client.start_container(ctx(), &req).await.unwrap();
-    }
-
-    async fn exec(&self, id: &str, exec_id: &str, args: &[&str]) {
-        let process = spec(args, "").Process.unwrap();
-        let req = ExecProcessRequest {
-            container_id: id.into(),
-            exec_id: exec_id.into(),
-            process: Some(process).into(),
-            ..Default::default()
-        };
-        self.client.exec_process(ctx(), &req).await.unwrap();
-    }
-
-    async fn wait(&self, id: &str, exec_id: &str) -> i32 {
-        let req = WaitProcessRequest {
-            container_id: id.into(),
-            exec_id: exec_id.into(),
-            ..Default::default()
-        };
-        self.client.wait_process(ctx(), &req).await.unwrap().status
-    }
-
-    /// Reads a stream to its end.
-    async fn read_all(&self, id: &str, exec_id: &str, stderr: bool) -> Vec<u8> {
-        let req = ReadStreamRequest {
-            container_id: id.into(),
-            exec_id: exec_id.into(),
-            len: 32768,
-            ..Default::default()
-        };
-        let mut all = Vec::new();
-        loop {
-            let reply = if stderr {
-                self.client.read_stderr(ctx(), &req).await
-            } else {
-                self.client.read_stdout(ctx(), &req).await
-            };
-            let data = reply.unwrap().data;
-            if data.is_empty() {
-                return all;
-            }
-            all.extend(data);
-        }
-    }
-
-    async fn signal(&self, id: &str, exec_id: &str, signal: u32) {
-        let req = SignalProcessRequest {
-            container_id: id.into(),
-            exec_id: exec_id.into(),
-            signal,
-            ..Default::default()
-        };
-        self.client.signal_process(ctx(), &req).await.unwrap();
-    }
-
-    async fn remove(&self, id: &str) {
-        let req = RemoveContainerRequest {
-            container_id: id.into(),
-            timeout: 30,
-            ..Default::default()
-        };
-        if let Err(e) = self.client.remove_container(ctx(), &req).await {
-            panic!("remove {id}: {e:?}\n{}", self.agent().log());
-        }
-    }
-
-    /// The container's cgroup directories that exist.
-    fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
-        cgroup_roots()
-            .into_iter()
-            .map(|r| r.join(&self.cgroup_parent).join(id))
-            .filter(|p| p.exists())
-            .collect()
-    }
-
-    /// The agent's own pid: the child of the shell that is PID 1 of its namespace.
-    fn agent_pid(&self) -> u32 {
-        let shell = only_child(self.agent().child.id());
-        only_child(shell)
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        // Killing unshare takes the whole PID namespace down, containers included.
-        drop(self.agent.take());
-        for root in cgroup_roots() {
-            remove_cgroup_tree(&root.join(&self.cgroup_parent));
-        }
-    }
-}
-
-fn only_child(pid: u32) -> u32 {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    children.split_whitespace().next().unwrap().parse().unwrap()
-}
-
-/// Removes a test's cgroup parent and the container cgroups in it, waiting for the
-/// killed processes to leave them.
-fn remove_cgroup_tree(dir: &Path) {
-    if !dir.exists() {
-        return;
-    }
-    for _ in 0..500 {
-        let children: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path())
-                    .collect()
-            })
-            .unwrap_or_default();
-        for child in children {
-            let _ = std::fs::remove_dir(child);
-        }
-        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    eprintln!("leftover cgroup {}", dir.display());
-}
-
-/// The roots of the mounted cgroup hierarchies.
-fn cgroup_roots() -> Vec<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    info.lines()
-        .filter(|l| l.contains(" - cgroup ") || l.contains(" - cgroup2 "))
-        .filter_map(|l| l.split(' ').nth(4).map(PathBuf::from))
-        .collect()
-}
-
-/// A static busybox tree: bin/busybox and a link per applet.
-fn make_rootfs(root: &Path) {
-    for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    let list = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .unwrap();
-    for name in String::from_utf8_lossy(&list.stdout).lines() {
-        if name != "busybox" {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(name)).unwrap();
-        }
-    }
-}
-
-fn mount(destination: &str, typ: &str, options: &[&str]) -> oci::Mount {
-    oci::Mount {
-        destination: destination.into(),
-        source: typ.into(),
-        type_: typ.into(),
-        options: options.iter().map(|o| o.to_string()).collect(),
-        ..Default::default()
-    }
-}
-
-fn namespace(typ: &str) -> oci::LinuxNamespace {
-    oci::LinuxNamespace {
-        Type: typ.into(),
-        ..Default::default()
-    }
-}
-
-/// A spec as the Kata runtimes send it: no pid or network namespace (the agent adds
-/// the pid one), the rootfs on the shared-files path.
-fn spec(args: &[&str], cgroups_path: &str) -> oci::Spec {
-    oci::Spec {
-        Version: "1.1.0".into(),
-        Process: Some(oci::Process {
-            Args: args.iter().map(|a| a.to_string()).collect(),
-            Env: vec!["PATH=/bin".into(), "HOME=/root".into()],
-            Cwd: "/".into(),
-            ..Default::default()
-        })
-        .into(),
-        Root: Some(oci::Root {
-            Path: ROOTFS.into(),
-            ..Default::default()
-        })
-        .into(),
-        Hostname: "box".into(),
-        Mounts: vec![
-            mount("/proc", "proc", &[]),
-            mount("/dev", "tmpfs", &["nosuid", "mode=755", "size=65536k"]),
-            mount(
-                "/dev/pts",
-                "devpts",
-                &["nosuid", "noexec", "newinstance", "ptmxmode=0666"],
-            ),
-            mount("/tmp", "tmpfs", &["nosuid", "nodev"]),
-        ],
-        Linux: Some(oci::Linux {
-            Namespaces: vec![namespace("mount"), namespace("ipc"), namespace("uts")],
-            CgroupsPath: cgroups_path.into(),
-            ..Default::default()
-        })
-        .into(),
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn echo_exit_codes_and_stdio() {
     if !can_run() {
         return;
     }
-    let g = Guest::start().await;
+    let g = Guest::start(&[]).await;
 
     g.run("echo", &["/bin/echo", "hello"]).await;
     assert_eq!(g.read_all("echo", "", false).await, b"hello\n");
@@ -357,7 +63,7 @@ async fn sigkill_exec_and_removal() {
     if !can_run() {
         return;
     }
-    let g = Guest::start().await;
+    let g = Guest::start(&[]).await;
     g.run("sleeper", &["/bin/sleep", "1000"]).await;
 
     g.exec("sleeper", "look", &["/bin/cat", "/proc/1/cmdline"])
@@ -423,7 +129,7 @@ async fn two_containers_and_state_errors() {
     if !can_run() {
         return;
     }
-    let g = Guest::start().await;
+    let g = Guest::start(&[]).await;
     g.run("a", &["/bin/sh", "-c", "echo a; exec sleep 1000"])
         .await;
     g.create("b", &["/bin/sh", "-c", "echo b"]).await;
@@ -511,7 +217,7 @@ async fn bad_requests_are_refused_and_the_agent_keeps_serving() {
     if !can_run() {
         return;
     }
-    let g = Guest::start().await;
+    let g = Guest::start(&[]).await;
 
     let mut bad = g.spec("bad", &["/bin/true"]);
     bad.Linux
@@ -565,7 +271,7 @@ async fn no_output_is_lost() {
     if !can_run() {
         return;
     }
-    let g = Guest::start().await;
+    let g = Guest::start(&[]).await;
     for i in 0..100 {
         let id = format!("out{i}");
         g.run(&id, &["/bin/dd", "if=/dev/zero", "bs=65536", "count=1"])
@@ -583,7 +289,7 @@ async fn an_oom_kill_is_reported_by_get_oom_event() {
     if !can_run() {
         return;
     }
-    let g = Guest::start().await;
+    let g = Guest::start(&[]).await;
     let limit = 16 * 1024 * 1024;
     let mut spec = g.spec(
         "hog",
@@ -631,7 +337,7 @@ async fn a_terminal_reports_its_resize() {
     if !can_run() {
         return;
     }
-    let g = Guest::start().await;
+    let g = Guest::start(&[]).await;
     let mut spec = g.spec("tty", &["/bin/sh", "-c", "stty size; read x; stty size"]);
     let process = spec.Process.as_mut().unwrap();
     process.Terminal = true;

@@ -89,8 +89,8 @@ fn holdings(g: &Guest) -> Holdings {
 async fn cycle(g: &Guest, id: &str) {
     g.run(id, &["/bin/sh", "-c", "echo out; echo err >&2"])
         .await;
-    assert_eq!(g.read_all(id, false).await, "out\n");
-    assert_eq!(g.wait(id).await, 0);
+    assert_eq!(g.read_text(id, false).await, "out\n");
+    assert_eq!(g.wait(id, "").await, 0);
     g.remove(id).await;
 }
 
@@ -99,7 +99,7 @@ async fn two_hundred_container_cycles_leave_nothing_behind() {
     if !can_run() {
         return;
     }
-    let g = Guest::start(&["--log", "info"]).await;
+    let g = Guest::start(&["--system", "--log", "info"]).await;
     g.create_sandbox("leaky", true).await;
     // One cycle first: it makes what is made once (the cgroup parent, the blocking
     // threads' pool).

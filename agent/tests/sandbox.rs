@@ -19,7 +19,7 @@ async fn containers_share_the_sandbox_pid_ipc_and_uts_namespaces() {
     if !can_run() {
         return;
     }
-    let g = Guest::start(&[]).await;
+    let g = Guest::start(&["--system"]).await;
     g.create_sandbox("podname", true).await;
 
     // A POSIX message queue made through one container's mqueue mount ...
@@ -52,7 +52,7 @@ async fn containers_share_the_sandbox_pid_ipc_and_uts_namespaces() {
     // The sandbox's pid namespace goes with it, and its processes with it.
     let destroy = DestroySandboxRequest::default();
     g.client.destroy_sandbox(ctx(), &destroy).await.unwrap();
-    assert_eq!(g.wait("sleeper").await, 128 + libc::SIGKILL);
+    assert_eq!(g.wait("sleeper", "").await, 128 + libc::SIGKILL);
     for id in ["maker", "sleeper", "looker"] {
         g.remove(id).await;
     }
@@ -63,7 +63,7 @@ async fn sandbox_pidns_needs_a_sandbox_and_own_hostnames_stay_own() {
     if !can_run() {
         return;
     }
-    let g = Guest::start(&[]).await;
+    let g = Guest::start(&["--system"]).await;
     let mut req = g.request("early", &["/bin/true"]);
     req.sandbox_pidns = true;
     let (code, message) = code_of(g.client.create_container(ctx(), &req).await);
@@ -77,8 +77,8 @@ async fn sandbox_pidns_needs_a_sandbox_and_own_hostnames_stay_own() {
     req.OCI = Some(spec).into();
     g.create_with(req).await;
     g.start_container("named").await;
-    let out = g.read_all("named", false).await;
-    assert_eq!(g.wait("named").await, 0);
+    let out = g.read_text("named", false).await;
+    assert_eq!(g.wait("named", "").await, 0);
     assert_eq!(out, "mine\n1\n", "own hostname, own pid namespace");
     g.remove("named").await;
 }
@@ -181,7 +181,7 @@ async fn a_guest_device_gets_its_guest_numbers_in_the_container() {
         eprintln!("skipped: no loop device (losetup failed)");
         return;
     };
-    let g = Guest::start(&["--hotplug-timeout", "1"]).await;
+    let g = Guest::start(&["--system", "--hotplug-timeout", "1"]).await;
     let (major, minor) = lo.numbers();
     mknod(&g.agent().guest("/dev/hull-disk"), major, minor);
 
@@ -197,9 +197,9 @@ async fn a_guest_device_gets_its_guest_numbers_in_the_container() {
     req.devices = vec![device("mmioblk", "/dev/hull-disk")];
     g.create_with(req).await;
     g.start_container("disk").await;
-    let out = g.read_all("disk", false).await;
-    let err = g.read_all("disk", true).await;
-    assert_eq!(g.wait("disk").await, 0, "{out} {err}");
+    let out = g.read_text("disk", false).await;
+    let err = g.read_text("disk", true).await;
+    assert_eq!(g.wait("disk", "").await, 0, "{out} {err}");
     assert_eq!(out, format!("{major:x}:{minor:x}\nhello loop"));
     g.remove("disk").await;
 
@@ -247,21 +247,21 @@ async fn a_shared_mount_shows_one_containers_directory_to_another() {
     if !can_run() {
         return;
     }
-    let g = Guest::start(&[]).await;
+    let g = Guest::start(&["--system"]).await;
     let mounts = vec![shared("src", "dst")];
 
     let mut req = g.request("src", &["/bin/sh", "-c", "echo from-src > /shared/f"]);
     req.shared_mounts = mounts.clone();
     g.create_with(req).await;
     g.start_container("src").await;
-    assert_eq!(g.wait("src").await, 0);
+    assert_eq!(g.wait("src", "").await, 0);
 
     let mut req = g.request("dst", &["/bin/cat", "/seen/f"]);
     req.shared_mounts = mounts;
     g.create_with(req).await;
     g.start_container("dst").await;
-    assert_eq!(g.read_all("dst", false).await, "from-src\n");
-    assert_eq!(g.wait("dst").await, 0);
+    assert_eq!(g.read_text("dst", false).await, "from-src\n");
+    assert_eq!(g.wait("dst", "").await, 0);
 
     let mut req = g.request("orphan", &["/bin/true"]);
     req.shared_mounts = vec![shared("nobody", "orphan")];

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hull_protocols::agent::*;
 use hull_protocols::agent_ttrpc::AgentServiceClient;
+use hull_protocols::health_ttrpc::HealthClient;
 use hull_protocols::oci;
 
 use super::{ctx, AgentProcess};
@@ -35,15 +36,16 @@ pub fn can_run() -> bool {
 pub struct Guest {
     pub agent: Option<AgentProcess>,
     pub client: AgentServiceClient,
+    pub health: HealthClient,
     pub cgroup_parent: String,
 }
 
 impl Guest {
-    /// Starts the agent in system mode (it may set the hostname and mount: all of it
-    /// stays in its namespaces), with `extra` flags.
-    pub async fn start(extra: &[&str]) -> Guest {
-        // A shell stays PID 1 of the new PID namespace, so killing `unshare` kills
-        // everything the agent started.
+    /// Starts the agent with `flags` (`--system` lets it set the hostname and
+    /// mount: all of that stays in its namespaces).
+    pub async fn start(flags: &[&str]) -> Guest {
+        // A shell stays PID 1 of the new PID namespace (the agent is its child, not
+        // PID 1), so killing `unshare` kills everything the agent started.
         let wrapper = [
             "unshare",
             "--pid",
@@ -60,16 +62,15 @@ impl Guest {
             "-c",
             "\"$0\" \"$@\"; exit $?",
         ];
-        let mut flags = vec!["--system"];
-        flags.extend_from_slice(extra);
-        let agent = AgentProcess::start_with(&wrapper, &flags);
+        let agent = AgentProcess::start_with(&wrapper, flags);
         make_rootfs(&agent.guest(ROOTFS));
-        let (client, _) = agent.client().await;
+        let (client, health) = agent.client().await;
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         Guest {
             agent: Some(agent),
             client,
-            cgroup_parent: format!("hull-sandbox-test-{}-{n}", std::process::id()),
+            health,
+            cgroup_parent: format!("hull-agent-test-{}-{n}", std::process::id()),
         }
     }
 
@@ -100,13 +101,7 @@ impl Guest {
         }
     }
 
-    pub async fn create_with(&self, req: CreateContainerRequest) {
-        let id = req.container_id.clone();
-        if let Err(e) = self.client.create_container(ctx(), &req).await {
-            panic!("create {id}: {e:?}\n{}", self.agent().log());
-        }
-    }
-
+    /// The CreateContainer request for `args` in container `id`.
     pub fn request(&self, id: &str, args: &[&str]) -> CreateContainerRequest {
         CreateContainerRequest {
             container_id: id.into(),
@@ -114,6 +109,17 @@ impl Guest {
             OCI: Some(self.spec(id, args)).into(),
             ..Default::default()
         }
+    }
+
+    pub async fn create_with(&self, req: CreateContainerRequest) {
+        let id = req.container_id.clone();
+        if let Err(e) = self.client.create_container(ctx(), &req).await {
+            panic!("create {id}: {e:?}\n{}", self.agent().log());
+        }
+    }
+
+    pub async fn create(&self, id: &str, args: &[&str]) {
+        self.create_with(self.request(id, args)).await;
     }
 
     pub async fn start_container(&self, id: &str) {
@@ -125,22 +131,36 @@ impl Guest {
     }
 
     pub async fn run(&self, id: &str, args: &[&str]) {
-        self.create_with(self.request(id, args)).await;
+        self.create(id, args).await;
         self.start_container(id).await;
     }
 
-    pub async fn wait(&self, id: &str) -> i32 {
+    pub async fn exec(&self, id: &str, exec_id: &str, args: &[&str]) {
+        let process = spec(args, "").Process.unwrap();
+        let req = ExecProcessRequest {
+            container_id: id.into(),
+            exec_id: exec_id.into(),
+            process: Some(process).into(),
+            ..Default::default()
+        };
+        self.client.exec_process(ctx(), &req).await.unwrap();
+    }
+
+    /// The exit status of a process (`exec_id` empty: the container's init).
+    pub async fn wait(&self, id: &str, exec_id: &str) -> i32 {
         let req = WaitProcessRequest {
             container_id: id.into(),
+            exec_id: exec_id.into(),
             ..Default::default()
         };
         self.client.wait_process(ctx(), &req).await.unwrap().status
     }
 
-    /// Reads the init process's stdout (or stderr) to its end.
-    pub async fn read_all(&self, id: &str, stderr: bool) -> String {
+    /// Reads a process's stdout (or stderr) to its end.
+    pub async fn read_all(&self, id: &str, exec_id: &str, stderr: bool) -> Vec<u8> {
         let req = ReadStreamRequest {
             container_id: id.into(),
+            exec_id: exec_id.into(),
             len: 32768,
             ..Default::default()
         };
@@ -153,21 +173,36 @@ impl Guest {
             };
             let data = reply.unwrap().data;
             if data.is_empty() {
-                return String::from_utf8_lossy(&all).into_owned();
+                return all;
             }
             all.extend(data);
         }
     }
 
+    /// The init process's stdout (or stderr) to its end, as text.
+    pub async fn read_text(&self, id: &str, stderr: bool) -> String {
+        String::from_utf8_lossy(&self.read_all(id, "", stderr).await).into_owned()
+    }
+
     /// Runs `args` to its end; its exit code and stdout.
     pub async fn output(&self, id: &str, args: &[&str]) -> (i32, String) {
         self.run(id, args).await;
-        let out = self.read_all(id, false).await;
-        let code = self.wait(id).await;
+        let out = self.read_text(id, false).await;
+        let code = self.wait(id, "").await;
         if code != 0 {
-            eprintln!("{id} stderr: {}", self.read_all(id, true).await);
+            eprintln!("{id} stderr: {}", self.read_text(id, true).await);
         }
         (code, out)
+    }
+
+    pub async fn signal(&self, id: &str, exec_id: &str, signal: u32) {
+        let req = SignalProcessRequest {
+            container_id: id.into(),
+            exec_id: exec_id.into(),
+            signal,
+            ..Default::default()
+        };
+        self.client.signal_process(ctx(), &req).await.unwrap();
     }
 
     pub async fn remove(&self, id: &str) {
@@ -179,6 +214,15 @@ impl Guest {
         if let Err(e) = self.client.remove_container(ctx(), &req).await {
             panic!("remove {id}: {e:?}\n{}", self.agent().log());
         }
+    }
+
+    /// The container's cgroup directories that exist.
+    pub fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        cgroup_roots()
+            .into_iter()
+            .map(|r| r.join(&self.cgroup_parent).join(id))
+            .filter(|p| p.exists())
+            .collect()
     }
 }
 
@@ -259,7 +303,7 @@ fn mount(destination: &str, typ: &str, options: &[&str]) -> oci::Mount {
     }
 }
 
-fn namespace(typ: &str) -> oci::LinuxNamespace {
+pub fn namespace(typ: &str) -> oci::LinuxNamespace {
     oci::LinuxNamespace {
         Type: typ.into(),
         ..Default::default()
@@ -286,6 +330,11 @@ pub fn spec(args: &[&str], cgroups_path: &str) -> oci::Spec {
         Mounts: vec![
             mount("/proc", "proc", &[]),
             mount("/dev", "tmpfs", &["nosuid", "mode=755", "size=65536k"]),
+            mount(
+                "/dev/pts",
+                "devpts",
+                &["nosuid", "noexec", "newinstance", "ptmxmode=0666"],
+            ),
             mount("/dev/mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
             mount("/tmp", "tmpfs", &["nosuid", "nodev"]),
         ],
