@@ -1,6 +1,11 @@
 //! The host's client of the guest agent: the generated ttrpc clients over the
 //! host-guest channel, with connect retries until `Health.Check` answers, a
 //! timeout on every call but the long polls, and errors naming the RPC.
+//!
+//! Over the virtio-serial channel the connection goes to the sandbox
+//! supervisor's agent socket, which multiplexes it with the other host
+//! processes' connections onto the one serial port (`supervisor::mux`); each
+//! client is still an ordinary ttrpc connection.
 
 use std::time::{Duration, Instant};
 

@@ -6,12 +6,18 @@
 //!   the socket then carries the guest connection. Before the guest listens the
 //!   back end closes the socket instead; callers retry.
 //! - Kernel vhost-vsock: an `AF_VSOCK` connection to the guest CID.
-//! - Serial fallback: the Unix socket QEMU listens on for the agent's
-//!   virtio-serial port. It carries one stream and has no handshake.
+//! - Serial fallback: the sandbox supervisor's agent socket
+//!   ([`RunPaths::agent_mux`]). The virtio-serial port carries a single stream,
+//!   which the supervisor holds for the VM's life and shares between its
+//!   clients (see `supervisor::mux`); every connection to its socket is a
+//!   ttrpc connection of its own, with no handshake. A VM started without a
+//!   supervisor (tests, benchmarks) has no agent socket: then QEMU's socket
+//!   for the port is used directly.
 //!
-//! Limitations: the serial fallback has a single connection per VM, so only one
-//! host process can talk to the agent at a time; the agent must be told to serve
-//! on the port (`agent.server_addr` on the kernel command line).
+//! Limitations: the agent must be told to serve on the serial port
+//! (`agent.server_addr` on the kernel command line). Without a supervisor,
+//! only one connection at a time reaches the agent, and a new one should
+//! wait a moment after the last closed (see the agent's `server::serial`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -115,8 +121,20 @@ async fn read_line(stream: &mut UnixStream) -> std::io::Result<String> {
 pub fn unix_socket(channel: ChannelSpec, paths: &RunPaths) -> Option<PathBuf> {
     match channel {
         ChannelSpec::HybridVsock { .. } => Some(paths.hybrid_vsock()),
-        ChannelSpec::Serial => Some(paths.serial_agent()),
+        ChannelSpec::Serial => Some(serial_socket(paths)),
         ChannelSpec::VhostVsock { .. } => None,
+    }
+}
+
+/// The supervisor's agent socket where there is one, else QEMU's socket for
+/// the serial port. The supervisor creates its socket before it records the
+/// sandbox as running, so a client of a running sandbox never bypasses it.
+fn serial_socket(paths: &RunPaths) -> PathBuf {
+    let mux = paths.agent_mux();
+    if mux.exists() {
+        mux
+    } else {
+        paths.serial_agent()
     }
 }
 
@@ -130,7 +148,7 @@ pub async fn connect_unix(
     match channel {
         ChannelSpec::HybridVsock { .. } => connect_hybrid(&paths.hybrid_vsock(), port).await,
         ChannelSpec::Serial => {
-            let path = paths.serial_agent();
+            let path = serial_socket(paths);
             UnixStream::connect(&path)
                 .await
                 .map_err(|e| ChannelError::Connect(path, e))
@@ -197,5 +215,26 @@ mod tests {
             .unwrap_err();
         assert!(!err.is_retryable());
         assert!(err.to_string().contains("/nonexistent/v.sock"));
+    }
+
+    #[tokio::test]
+    async fn serial_goes_through_the_agent_socket_where_there_is_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = RunPaths::new(dir.path());
+        let qemu = UnixListener::bind(paths.serial_agent()).unwrap();
+        connect_unix(ChannelSpec::Serial, &paths, 1024)
+            .await
+            .unwrap();
+        qemu.accept()
+            .await
+            .expect("without a supervisor, QEMU's socket");
+
+        let mux = UnixListener::bind(paths.agent_mux()).unwrap();
+        connect_unix(ChannelSpec::Serial, &paths, 1024)
+            .await
+            .unwrap();
+        mux.accept().await.expect("the supervisor's agent socket");
+        let direct = tokio::time::timeout(Duration::from_millis(50), qemu.accept()).await;
+        assert!(direct.is_err(), "QEMU's socket was bypassed");
     }
 }

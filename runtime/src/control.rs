@@ -3,7 +3,9 @@
 //!
 //! `wait` and `hold` are answered only when the VM ends, with why it ended;
 //! closing a `hold` connection early stops the sandbox (the owner of a `--rm`
-//! sandbox holds it, so the sandbox never outlives its owner).
+//! sandbox holds it, so the sandbox never outlives its owner). In the same way,
+//! a container shared with `owned` is removed when the connection that shared
+//! it closes (the owner of a `--rm` container in a running sandbox).
 
 use std::path::{Path, PathBuf};
 
@@ -22,17 +24,27 @@ pub enum Request {
     Wait,
     /// Answer when the VM ends; stop the VM if this connection closes first.
     Hold,
-    /// Stop the VM and answer when it has ended.
+    /// Stop the VM (asking the guest to power off first) and answer when it
+    /// has ended.
     Stop,
-    /// Bind-mount a container's root filesystem into the shared directory.
+    /// Record a container (its id must be unused) and bind-mount its root
+    /// filesystem into the shared directory.
     Share {
         /// The container id.
         container: String,
         /// The host directory.
         rootfs: PathBuf,
+        /// Remove the container when this connection closes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        owned: bool,
     },
-    /// Undo [`Request::Share`].
+    /// Undo [`Request::Share`]: unmount the root filesystem, forget the record.
     Unshare {
+        /// The container id.
+        container: String,
+    },
+    /// Remove a container: RemoveContainer in the guest, then unshare it.
+    Remove {
         /// The container id.
         container: String,
     },
@@ -130,11 +142,24 @@ mod tests {
         let share = Request::Share {
             container: "c1".into(),
             rootfs: "/srv/rootfs".into(),
+            owned: false,
         };
         let text = serde_json::to_string(&share).unwrap();
         assert_eq!(
             text,
             r#"{"op":"share","container":"c1","rootfs":"/srv/rootfs"}"#
+        );
+        let owned = r#"{"op":"share","container":"c1","rootfs":"/r","owned":true}"#;
+        assert!(matches!(
+            serde_json::from_str::<Request>(owned).unwrap(),
+            Request::Share { owned: true, .. }
+        ));
+        assert_eq!(
+            serde_json::to_string(&Request::Remove {
+                container: "c1".into()
+            })
+            .unwrap(),
+            r#"{"op":"remove","container":"c1"}"#
         );
         assert_eq!(
             serde_json::from_str::<Request>(r#"{"op":"hold"}"#).unwrap(),

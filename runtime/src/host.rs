@@ -2,9 +2,15 @@
 //! vhost-device-vsock daemon, virtiofsd, QEMU and its version, the TSC
 //! frequency. Used to choose a VM's accelerator, channel and shared-file
 //! transport, and by `hull check`.
+//!
+//! The channel can be forced with `HULL_CHANNEL=auto|vsock|serial` (or the
+//! `--channel` option of the verbs that boot), e.g. to test the virtio-serial
+//! fallback on a host that has a vsock back end.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::str::FromStr;
 
 use crate::kvm::{self, KvmError};
 use crate::profile::MachineProfile;
@@ -47,19 +53,144 @@ pub fn choose_accel(arch: &str) -> (Accel, Option<String>) {
     }
 }
 
-/// The channel: kernel vhost-vsock, else vhost-device-vsock, else virtio-serial,
-/// each only when the machine has the device for it.
-pub fn choose_channel(machine: &MachineProfile) -> ChannelSpec {
+/// The environment variable that forces the host-guest channel.
+pub const CHANNEL_ENV: &str = "HULL_CHANNEL";
+
+/// Which host-guest channel is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ChannelChoice {
+    /// The best this host and machine offer.
+    #[default]
+    Auto,
+    /// vsock (kernel vhost-vsock, else vhost-device-vsock), or fail.
+    Vsock,
+    /// The virtio-serial port, even where vsock would work.
+    Serial,
+}
+
+impl ChannelChoice {
+    /// The choice in [`CHANNEL_ENV`]; `Auto` when it is unset or empty.
+    pub fn from_env() -> Result<Self, ChannelChoiceError> {
+        match std::env::var(CHANNEL_ENV) {
+            Ok(value) if !value.is_empty() => {
+                value.parse().map_err(|_| ChannelChoiceError::BadEnv(value))
+            }
+            _ => Ok(Self::Auto),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Vsock => "vsock",
+            Self::Serial => "serial",
+        }
+    }
+}
+
+impl fmt::Display for ChannelChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ChannelChoice {
+    type Err = ChannelChoiceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "vsock" => Ok(Self::Vsock),
+            "serial" => Ok(Self::Serial),
+            other => Err(ChannelChoiceError::Unknown(other.to_string())),
+        }
+    }
+}
+
+/// Errors choosing the host-guest channel.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelChoiceError {
+    /// Not a channel name.
+    #[error("unknown channel {0:?}: use auto, vsock or serial")]
+    Unknown(String),
+    /// `HULL_CHANNEL` holds something else than a channel name.
+    #[error("{CHANNEL_ENV}={0:?} is not a channel: use auto, vsock or serial")]
+    BadEnv(String),
+    /// vsock was asked for but neither back end works here.
+    #[error(
+        "vsock asked for, but {VHOST_VSOCK_DEVICE} is not usable and \
+         {VHOST_DEVICE_VSOCK} is not installed (`make deps` installs it)"
+    )]
+    NoVsock,
+    /// vsock was asked for but the machine has no vsock device.
+    #[error("vsock asked for, but machine {0} has no vsock device")]
+    NoVsockDevice(String),
+    /// The serial port was asked for but the machine has no virtio-serial device.
+    #[error("serial asked for, but machine {0} has no virtio-serial device")]
+    NoSerialDevice(String),
+}
+
+/// A chosen channel, and why when it is a fallback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelPick {
+    /// The channel.
+    pub spec: ChannelSpec,
+    /// What made `Auto` fall back to the serial port; `None` otherwise.
+    pub fallback: Option<String>,
+}
+
+/// The channel for `choice`: with `Auto`, kernel vhost-vsock, else
+/// vhost-device-vsock, else virtio-serial, each only when the machine has the
+/// device for it.
+pub fn choose_channel(
+    machine: &MachineProfile,
+    choice: ChannelChoice,
+) -> Result<ChannelPick, ChannelChoiceError> {
+    let spec = match choice {
+        ChannelChoice::Auto => return Ok(auto_channel(machine)),
+        ChannelChoice::Vsock => vsock_channel(machine)?.ok_or(ChannelChoiceError::NoVsock)?,
+        ChannelChoice::Serial if machine.devices.virtio_serial.is_none() => {
+            return Err(ChannelChoiceError::NoSerialDevice(machine.machine.clone()))
+        }
+        ChannelChoice::Serial => ChannelSpec::Serial,
+    };
+    Ok(ChannelPick {
+        spec,
+        fallback: None,
+    })
+}
+
+fn auto_channel(machine: &MachineProfile) -> ChannelPick {
+    let (spec, fallback) = match vsock_channel(machine) {
+        Ok(Some(spec)) => (spec, None),
+        Ok(None) => (
+            ChannelSpec::Serial,
+            Some("no usable vsock back end on this host".into()),
+        ),
+        Err(_) => (
+            ChannelSpec::Serial,
+            Some(format!("machine {} has no vsock device", machine.machine)),
+        ),
+    };
+    ChannelPick { spec, fallback }
+}
+
+/// The vsock channel this host and machine allow, if any; an error when the
+/// machine has no vsock device at all.
+fn vsock_channel(machine: &MachineProfile) -> Result<Option<ChannelSpec>, ChannelChoiceError> {
     let d = &machine.devices;
+    if d.vhost_vsock.is_none() && d.vhost_user_vsock.is_none() {
+        return Err(ChannelChoiceError::NoVsockDevice(machine.machine.clone()));
+    }
     if d.vhost_vsock.is_some() && vhost_vsock_usable() {
-        return ChannelSpec::VhostVsock { cid: random_cid() };
+        return Ok(Some(ChannelSpec::VhostVsock { cid: random_cid() }));
     }
     if d.vhost_user_vsock.is_some() && find_program(VHOST_DEVICE_VSOCK).is_some() {
-        return ChannelSpec::HybridVsock {
+        return Ok(Some(ChannelSpec::HybridVsock {
             cid: HYBRID_GUEST_CID,
-        };
+        }));
     }
-    ChannelSpec::Serial
+    Ok(None)
 }
 
 /// The shared-file transport: virtio-fs when virtiofsd is installed, the machine
@@ -173,10 +304,61 @@ mod tests {
             .clone();
         m.devices.vhost_vsock = None;
         m.devices.vhost_user_vsock = None;
-        assert_eq!(choose_channel(&m), ChannelSpec::Serial);
+        let pick = choose_channel(&m, ChannelChoice::Auto).unwrap();
+        assert_eq!(pick.spec, ChannelSpec::Serial);
+        let why = pick.fallback.unwrap();
+        assert!(why.contains("has no vsock device"), "{why}");
+        let err = choose_channel(&m, ChannelChoice::Vsock).unwrap_err();
+        assert!(err.to_string().contains("has no vsock device"), "{err}");
         assert_eq!(choose_share(&m, Accel::Tcg), ShareKind::NineP);
         m.devices.vhost_user_fs = None;
         assert_eq!(choose_share(&m, Accel::Kvm), ShareKind::NineP);
+    }
+
+    fn x86_q35() -> MachineProfile {
+        ArchProfile::load("x86_64")
+            .unwrap()
+            .machine(Some("q35"))
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn serial_can_be_forced_where_the_machine_has_the_port() {
+        let mut m = x86_q35();
+        let pick = choose_channel(&m, ChannelChoice::Serial).unwrap();
+        assert_eq!(pick.spec, ChannelSpec::Serial);
+        assert_eq!(pick.fallback, None);
+        m.devices.virtio_serial = None;
+        let err = choose_channel(&m, ChannelChoice::Serial).unwrap_err();
+        assert!(err.to_string().contains("no virtio-serial device"), "{err}");
+    }
+
+    #[test]
+    fn forced_vsock_is_vsock_or_an_error() {
+        let m = x86_q35();
+        match choose_channel(&m, ChannelChoice::Vsock) {
+            Ok(pick) => assert_ne!(pick.spec, ChannelSpec::Serial),
+            Err(e) => assert!(matches!(e, ChannelChoiceError::NoVsock), "{e}"),
+        }
+    }
+
+    #[test]
+    fn channel_names_parse() {
+        assert_eq!(
+            "serial".parse::<ChannelChoice>().unwrap(),
+            ChannelChoice::Serial
+        );
+        assert_eq!(
+            "vsock".parse::<ChannelChoice>().unwrap(),
+            ChannelChoice::Vsock
+        );
+        assert_eq!(
+            "auto".parse::<ChannelChoice>().unwrap(),
+            ChannelChoice::Auto
+        );
+        let err = "tcp".parse::<ChannelChoice>().unwrap_err().to_string();
+        assert_eq!(err, "unknown channel \"tcp\": use auto, vsock or serial");
     }
 
     #[test]

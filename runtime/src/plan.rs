@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::host;
+use crate::host::{self, ChannelChoice};
 use crate::image::{Image, ImageError, RootKind};
 use crate::profile::{self, ArchProfile, MachineProfile, ProfileError};
 use crate::vm::args::SERIAL_PORT_NAME;
@@ -33,6 +33,9 @@ pub enum PlanError {
     /// Memory or vCPUs out of range.
     #[error("{0}")]
     Invalid(String),
+    /// The channel asked for is not available.
+    #[error("agent channel")]
+    Channel(#[from] host::ChannelChoiceError),
 }
 
 /// What the user asks for.
@@ -56,6 +59,8 @@ pub struct VmOptions {
     pub accel: Option<Accel>,
     /// Share this host directory with the guest.
     pub share_dir: Option<PathBuf>,
+    /// Force a host-guest channel; `None`: as `HULL_CHANNEL` says, else auto.
+    pub channel: Option<ChannelChoice>,
 }
 
 impl VmOptions {
@@ -71,6 +76,7 @@ impl VmOptions {
             kernel_params: Vec::new(),
             accel: None,
             share_dir: None,
+            channel: None,
         }
     }
 }
@@ -99,7 +105,11 @@ pub fn plan(image: &Image, opts: &VmOptions, run_dir: &Path) -> Result<Plan, Pla
         Some(a) => (a, None),
         None => host::choose_accel(&arch),
     };
-    let channel = host::choose_channel(&machine);
+    let choice = match opts.channel {
+        Some(choice) => choice,
+        None => ChannelChoice::from_env()?,
+    };
+    let channel = host::choose_channel(&machine, choice)?.spec;
     let share = opts.share_dir.as_ref().map(|dir| ShareSpec {
         kind: host::choose_share(&machine, accel),
         dir: dir.clone(),

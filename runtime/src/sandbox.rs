@@ -4,7 +4,12 @@
 //!
 //! A creating command learns at once when the VM dies: it keeps a control
 //! connection open on which the supervisor reports the end (with the console
-//! tail), and every wait on the agent races that report.
+//! tail), and every wait on the agent races that report. A command working in
+//! a sandbox it opened can do the same with [`Sandbox::watch`].
+//!
+//! Containers are found by id across the state root (see
+//! [`crate::state::find_container`]); [`Sandbox::add_container`] records and
+//! shares one through the supervisor.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -16,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 use crate::agent::{AgentClient, AgentError};
-use crate::control::{ControlClient, ControlError, Request};
+use crate::control::{ControlClient, ControlError, Reply, Request};
 
 use crate::image::{Image, ImageError};
 use crate::plan::{self, PlanError, VmOptions};
@@ -61,6 +66,12 @@ pub enum SandboxError {
     /// The supervisor did not clean up in time.
     #[error("sandbox {0} did not go away within {1:?}")]
     Linger(String, Duration),
+    /// The sandbox exists on disk but its supervisor does not run.
+    #[error("sandbox {id} is not running ({why}); `hull rm -f {id}` removes it")]
+    NotRunning { id: String, why: &'static str },
+    /// The sandbox is still booting.
+    #[error("sandbox {0} is still starting; try again when `hull ps` shows it running")]
+    Starting(String),
 }
 
 /// What to create.
@@ -126,9 +137,12 @@ impl Sandbox {
         })
     }
 
-    /// Opens the running sandbox `id`.
+    /// Opens sandbox `id` (running or not).
     pub fn open(id: &str) -> Result<Self, SandboxError> {
-        let dir = StateDir::open(&state::root(), id)?;
+        Self::from_dir(StateDir::open(&state::root(), id)?)
+    }
+
+    fn from_dir(dir: StateDir) -> Result<Self, SandboxError> {
         let spec = dir.read_spec()?;
         Ok(Self {
             dir,
@@ -137,6 +151,40 @@ impl Sandbox {
             launched: None,
             tcg_reason: None,
         })
+    }
+
+    /// Opens sandbox `id`, which must be running.
+    pub fn open_running(id: &str) -> Result<Self, SandboxError> {
+        let sandbox = Self::open(id)?;
+        sandbox.check_running()?;
+        Ok(sandbox)
+    }
+
+    /// Opens the running sandbox holding container `container`.
+    pub fn of_container(container: &str) -> Result<Self, SandboxError> {
+        let sandbox = Self::from_dir(state::find_container(&state::root(), container)?)?;
+        sandbox.check_running()?;
+        Ok(sandbox)
+    }
+
+    fn check_running(&self) -> Result<(), SandboxError> {
+        let id = self.id().to_string();
+        match self.dir.read_state()? {
+            None => Err(SandboxError::Starting(id)),
+            Some(s) if !state::pid_alive(s.supervisor) => Err(SandboxError::NotRunning {
+                id,
+                why: "its supervisor is gone",
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// From now on, [`Sandbox::race`] fails as soon as the VM ends.
+    pub async fn watch(&mut self) -> Result<(), SandboxError> {
+        if self.exit.is_none() {
+            self.exit = Some(watch_exit(&self.dir, false).await?);
+        }
+        Ok(())
     }
 
     /// The sandbox id.
@@ -190,23 +238,61 @@ impl Sandbox {
     }
 
     /// Sends a request to the supervisor.
-    pub async fn control(&self, request: &Request) -> Result<crate::control::Reply, SandboxError> {
-        let mut client = ControlClient::connect(&self.dir.control_socket())
-            .await
-            .map_err(|e| SandboxError::Control(self.id().to_string(), e))?;
+    pub async fn control(&self, request: &Request) -> Result<Reply, SandboxError> {
+        let mut client = self.connect_control().await?;
         client
             .call(request)
             .await
             .map_err(|e| SandboxError::Control(self.id().to_string(), e))
     }
 
-    /// Stops the VM and waits until the sandbox's state is gone. A supervisor
-    /// that is already shutting down may not answer; its state going away is
-    /// what counts.
-    pub async fn stop(&self) -> Result<(), SandboxError> {
+    async fn connect_control(&self) -> Result<ControlClient, SandboxError> {
+        ControlClient::connect(&self.dir.control_socket())
+            .await
+            .map_err(|e| SandboxError::Control(self.id().to_string(), e))
+    }
+
+    /// Records container `container` in this sandbox and shares `rootfs` for
+    /// it; returns where the guest sees the root filesystem. With `owned`, the
+    /// supervisor removes the container when the returned [`ContainerOwner`]
+    /// is dropped (or this process dies) before [`Sandbox::remove_container`].
+    pub async fn add_container(
+        &self,
+        container: &str,
+        rootfs: &Path,
+        owned: bool,
+    ) -> Result<(String, ContainerOwner), SandboxError> {
+        let mut client = self.connect_control().await?;
+        let share = Request::Share {
+            container: container.to_string(),
+            rootfs: rootfs.to_path_buf(),
+            owned,
+        };
+        let reply = client
+            .call(&share)
+            .await
+            .map_err(|e| SandboxError::Control(self.id().to_string(), e))?;
+        let guest_root = reply.guest_path.unwrap_or_default();
+        Ok((guest_root, ContainerOwner { _client: client }))
+    }
+
+    /// Removes container `container`: in the guest, then its share and record.
+    pub async fn remove_container(&self, container: &str) -> Result<(), SandboxError> {
+        let remove = Request::Remove {
+            container: container.to_string(),
+        };
+        self.control(&remove).await.map(|_| ())
+    }
+
+    /// Stops the VM (the guest is asked to power off first) and waits until
+    /// the sandbox's state is gone; returns how the VM ended, when the
+    /// supervisor said. A supervisor that is already shutting down may not
+    /// answer; its state going away is what counts.
+    pub async fn stop(&self) -> Result<Option<String>, SandboxError> {
         let asked = self.control(&Request::Stop).await;
         match (self.wait_removed().await, asked) {
-            (Ok(()), _) => Ok(()),
+            (Ok(()), Ok(reply)) => Ok(reply.exit),
+            (Ok(()), Err(_)) => Ok(None),
             (Err(_), Err(e)) => Err(e),
             (Err(e), Ok(_)) => Err(e),
         }
@@ -222,6 +308,12 @@ impl Sandbox {
         }
         Ok(())
     }
+}
+
+/// The connection that owns a container added with `owned` (see
+/// [`Sandbox::add_container`]).
+pub struct ContainerOwner {
+    _client: ControlClient,
 }
 
 /// Starts `hull _supervise <dir>` detached (own session, output to the

@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use hull_runtime::host;
+use hull_runtime::host::{self, ChannelChoice};
 use hull_runtime::image;
 use hull_runtime::kvm;
-use hull_runtime::profile::{self, ArchProfile};
+use hull_runtime::profile::{self, ArchProfile, MachineProfile};
 use hull_runtime::vm::helpers::{VHOST_DEVICE_VSOCK, VIRTIOFSD};
 use hull_runtime::vm::process::find_program;
 use hull_runtime::vm::spec::{ChannelSpec, ShareKind};
@@ -60,7 +60,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     });
     rows.push(program_row("vhost-device-vsock", VHOST_DEVICE_VSOCK));
     rows.push(program_row("virtiofsd", VIRTIOFSD));
-    rows.push(channel_row(host::choose_channel(machine)));
+    rows.push(channel_row(machine));
     rows.push(share_row(host::choose_share(
         machine,
         host::choose_accel(&arch).0,
@@ -115,23 +115,41 @@ fn program_row(item: &'static str, name: &str) -> Row {
     }
 }
 
-fn channel_row(channel: ChannelSpec) -> Row {
-    let detail = match channel {
-        ChannelSpec::VhostVsock { .. } => {
-            "kernel vhost-vsock (AF_VSOCK to the guest CID)".to_string()
+/// The channel a VM of `machine` gets, and why: as `HULL_CHANNEL` forces it,
+/// else the best the host offers, else the serial fallback.
+fn channel_row(machine: &MachineProfile) -> Row {
+    let choice = ChannelChoice::from_env();
+    let pick = choice
+        .as_ref()
+        .map_err(ToString::to_string)
+        .and_then(|c| host::choose_channel(machine, *c).map_err(|e| e.to_string()));
+    let pick = match pick {
+        Ok(pick) => pick,
+        Err(error) => {
+            return Row {
+                item: "agent channel",
+                ok: false,
+                detail: error,
+            }
         }
+    };
+    let detail = match pick.spec {
+        ChannelSpec::VhostVsock { .. } => "kernel vhost-vsock (AF_VSOCK to the guest CID)",
         ChannelSpec::HybridVsock { .. } => {
             "vhost-device-vsock per VM, hybrid vsock (CONNECT <port>) over a Unix socket"
-                .to_string()
         }
-        ChannelSpec::Serial => {
-            "virtio-serial port (fallback: no vsock back end for this machine)".to_string()
-        }
+        ChannelSpec::Serial => "virtio-serial port, shared by the sandbox supervisor",
+    };
+    let why = match (choice, pick.fallback) {
+        (Ok(ChannelChoice::Auto), Some(fallback)) => format!(" (fallback: {fallback})"),
+        (Ok(ChannelChoice::Auto), None) => String::new(),
+        (Ok(forced), _) => format!(" (forced by {}={forced})", host::CHANNEL_ENV),
+        (Err(_), _) => String::new(),
     };
     Row {
         item: "agent channel",
         ok: true,
-        detail: format!("will use {detail}"),
+        detail: format!("will use {detail}{why}"),
     }
 }
 

@@ -9,14 +9,15 @@ use hull_runtime::agent_call;
 use hull_runtime::sandbox::Sandbox;
 use hull_runtime::state;
 
-use super::run::{exit_code, ProcessArgs};
+use super::run::exit_code;
+use super::spec::ProcessArgs;
 use super::stdio::{self, Process};
 
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
     #[command(flatten)]
     process: ProcessArgs,
-    /// The container (and sandbox) id.
+    /// The container id (a sandbox's id names its first container).
     id: String,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
@@ -24,7 +25,8 @@ pub struct ExecArgs {
 }
 
 pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
-    let sandbox = Sandbox::open(&args.id)?;
+    let mut sandbox = Sandbox::of_container(&args.id)?;
+    sandbox.watch().await?;
     let agent = sandbox.agent(Duration::from_secs(10)).await?;
     let exec_id = format!("exec-{}", state::new_id());
     let mut req = ExecProcessRequest::new();
@@ -37,7 +39,8 @@ pub async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         container: args.id.clone(),
         exec_id,
     };
-    let status = stdio::attach(p, args.process.interactive, args.process.tty).await?;
+    let attached = stdio::attach(p, args.process.interactive, args.process.tty);
+    let status = sandbox.race("the process", attached).await??;
     Ok(exit_code(status))
 }
 

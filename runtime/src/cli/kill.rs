@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 
 #[derive(Debug, clap::Args)]
 pub struct KillArgs {
-    /// The container (and sandbox) id.
+    /// The container id (a sandbox's id names its first container).
     id: String,
     /// Signal name (TERM, SIGKILL, ...) or number.
     #[arg(default_value = "TERM")]
@@ -21,7 +21,7 @@ pub struct KillArgs {
 
 pub async fn run(args: KillArgs) -> anyhow::Result<ExitCode> {
     let signal = parse_signal(&args.signal)?;
-    let sandbox = Sandbox::open(&args.id)?;
+    let sandbox = Sandbox::of_container(&args.id)?;
     let agent = sandbox.agent(Duration::from_secs(10)).await?;
     let mut req = SignalProcessRequest::new();
     req.container_id = args.id.clone();

@@ -9,6 +9,7 @@ mod kill;
 mod ps;
 mod rm;
 mod run;
+mod spec;
 mod stdio;
 mod supervise;
 
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use hull_runtime::host::ChannelChoice;
 use hull_runtime::image::RootKind;
 use hull_runtime::plan::VmOptions;
 use hull_runtime::vm::spec::{Accel, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS};
@@ -41,15 +43,15 @@ enum Verb {
     Check(check::CheckArgs),
     /// Boot an image and wait for its agent.
     Boot(boot::BootArgs),
-    /// Run a command in a container in a new sandbox.
+    /// Run a command in a container, in a new sandbox or (--sandbox) a running one.
     Run(run::RunArgs),
     /// Run a command in a running container.
     Exec(exec::ExecArgs),
-    /// List sandboxes.
+    /// List sandboxes and their containers.
     Ps(ps::PsArgs),
     /// Send a signal to a container's process.
     Kill(kill::KillArgs),
-    /// Stop and remove a sandbox.
+    /// Stop and remove sandboxes, or remove containers from their sandbox.
     Rm(rm::RmArgs),
     /// Supervise a sandbox (started by hull itself).
     #[command(name = "_supervise", hide = true)]
@@ -80,12 +82,30 @@ pub struct VmArgs {
     /// Use TCG even when KVM works.
     #[arg(long)]
     tcg: bool,
+    /// The host-guest channel: auto, vsock or serial (default: $HULL_CHANNEL, else auto).
+    #[arg(long, value_name = "CHANNEL")]
+    channel: Option<ChannelChoice>,
     /// Seconds to wait for the agent.
     #[arg(long, default_value_t = 120)]
     agent_timeout: u64,
 }
 
 impl VmArgs {
+    /// The first option given that chooses how to boot (for verbs that may
+    /// not boot). Memory and vCPUs have defaults and are not noticed.
+    fn given(&self) -> Option<&'static str> {
+        [
+            ("image", self.image.is_some()),
+            ("disk", self.disk),
+            ("machine", self.machine.is_some()),
+            ("kernel-param", !self.kernel_params.is_empty()),
+            ("tcg", self.tcg),
+            ("channel", self.channel.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, given)| given.then_some(name))
+    }
+
     fn options(&self) -> VmOptions {
         let mut o = VmOptions::new("");
         o.machine = self.machine.clone();
@@ -98,6 +118,7 @@ impl VmArgs {
         };
         o.kernel_params = self.kernel_params.clone();
         o.accel = self.tcg.then_some(Accel::Tcg);
+        o.channel = self.channel;
         o
     }
 }

@@ -1,4 +1,5 @@
-//! `hull ps`: the sandboxes under the state directory and how they are.
+//! `hull ps`: the sandboxes under the state directory, how they are, and the
+//! containers recorded in each (running or exited; the agent knows which).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,8 +21,8 @@ pub async fn run(args: PsArgs) -> anyhow::Result<ExitCode> {
     let ids = state::list(&state::root())?;
     if !args.quiet {
         println!(
-            "{:<16} {:<10} {:<8} {:<6} KERNEL",
-            "ID", "STATUS", "QEMU", "ACCEL"
+            "{:<16} {:<10} {:<8} {:<6} {:<24} KERNEL",
+            "ID", "STATUS", "QEMU", "ACCEL", "CONTAINERS"
         );
     }
     for id in ids {
@@ -34,16 +35,27 @@ pub async fn run(args: PsArgs) -> anyhow::Result<ExitCode> {
         };
         let (status, qemu) = describe(&sandbox).await;
         let spec = sandbox.spec();
+        let containers = containers_column(&sandbox.dir().containers().unwrap_or_default());
         println!(
-            "{:<16} {:<10} {:<8} {:<6} {}",
+            "{:<16} {:<10} {:<8} {:<6} {:<24} {}",
             id,
             status,
             qemu,
             spec.accel.name(),
+            containers,
             spec.boot.kernel.display()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Container ids separated by commas, or `-`.
+fn containers_column(ids: &[String]) -> String {
+    if ids.is_empty() {
+        "-".to_string()
+    } else {
+        ids.join(",")
+    }
 }
 
 async fn describe(sandbox: &Sandbox) -> (String, String) {
@@ -58,5 +70,17 @@ async fn describe(sandbox: &Sandbox) -> (String, String) {
     match status {
         Ok(Ok(reply)) => (reply.status.unwrap_or_else(|| "?".into()), qemu),
         _ => ("unknown".into(), qemu),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_are_listed_or_dashed() {
+        assert_eq!(containers_column(&[]), "-");
+        let ids = ["a".to_string(), "web".to_string()];
+        assert_eq!(containers_column(&ids), "a,web");
     }
 }

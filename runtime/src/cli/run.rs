@@ -1,82 +1,38 @@
-//! `hull run`: a new sandbox with one container: boot, share the root
-//! filesystem, CreateSandbox, CreateContainer, StartContainer, stream stdio,
-//! exit with the container's status; `--rm` removes the sandbox afterwards
-//! (and when hull is interrupted).
+//! `hull run`: a container in a new sandbox (boot, CreateSandbox, share the
+//! root filesystem, CreateContainer, StartContainer) or, with `--sandbox`, in
+//! a running one (no boot); then stdio is streamed both ways and hull exits
+//! with the container's status, or with `-d` prints the container id and
+//! returns at once.
+//!
+//! `--rm` removes what this run made once the container exits or hull is
+//! interrupted (Ctrl-C, SIGTERM): the new sandbox, or with `--sandbox` just the
+//! container. If hull itself dies, the supervisor does it. Without `--rm` an
+//! interrupted run leaves the container running and an exited one stays until
+//! `hull rm`; a run that fails removes what it made either way.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use hull_protocols::oci_convert::spec_to_proto;
-use hull_protocols::oci_spec::runtime::{ProcessBuilder, RootBuilder, Spec, UserBuilder};
+use hull_protocols::oci_spec::runtime::{RootBuilder, Spec};
 use hull_runtime::agent::{
     AgentClient, CreateContainerRequest, CreateSandboxRequest, StartContainerRequest, Storage,
 };
 use hull_runtime::agent_call;
-use hull_runtime::control::Request;
 use hull_runtime::sandbox::Sandbox;
+use hull_runtime::state;
 use hull_runtime::supervisor::GUEST_SHARED_DIR;
 use hull_runtime::vm::spec::{ShareKind, SHARE_TAG};
+use tokio::signal::unix::{signal, SignalKind};
 
+use super::spec::{self, ProcessArgs};
 use super::stdio::{self, Process};
 use super::VmArgs;
 
-const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Options of the container process (shared with `exec`).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ProcessArgs {
-    /// Keep stdin open and forward it.
-    #[arg(short, long)]
-    pub interactive: bool,
-    /// Give the process a terminal.
-    #[arg(short, long)]
-    pub tty: bool,
-    /// Environment variable NAME=VALUE (repeatable).
-    #[arg(short, long = "env", value_name = "NAME=VALUE")]
-    pub envs: Vec<String>,
-    /// Working directory in the container.
-    #[arg(short, long)]
-    pub workdir: Option<String>,
-    /// UID[:GID] to run as.
-    #[arg(short, long)]
-    pub user: Option<String>,
-}
-
-impl ProcessArgs {
-    /// The environment: PATH, TERM with a terminal, then the user's.
-    pub fn env(&self) -> Vec<String> {
-        let mut env = vec![DEFAULT_PATH.to_string()];
-        if self.tty {
-            env.push("TERM=xterm".into());
-        }
-        env.extend(self.envs.iter().cloned());
-        env
-    }
-
-    /// `(uid, gid)` from `--user` (root by default; the gid defaults to the uid).
-    pub fn user_ids(&self) -> (u32, u32) {
-        parse_user(self.user.as_deref().unwrap_or("0")).unwrap_or((0, 0))
-    }
-}
-
-fn parse_user(text: &str) -> anyhow::Result<(u32, u32)> {
-    let (uid, gid) = match text.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (text, None),
-    };
-    let uid: u32 = uid
-        .parse()
-        .with_context(|| format!("--user {text:?}: UID must be a number"))?;
-    let gid = match gid {
-        Some(g) => g
-            .parse()
-            .with_context(|| format!("--user {text:?}: GID must be a number"))?,
-        None => uid,
-    };
-    Ok((uid, gid))
-}
+/// How long the agent of a running sandbox may take to answer.
+const RUNNING_AGENT_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -84,71 +40,151 @@ pub struct RunArgs {
     vm: VmArgs,
     #[command(flatten)]
     process: ProcessArgs,
-    /// Container (and sandbox) id (default: random).
+    /// Container id (default: random); also the id of a sandbox booted for it.
     #[arg(long)]
     name: Option<String>,
-    /// Remove the sandbox when the container exits.
+    /// Run in this running sandbox instead of booting a new one.
+    #[arg(long, value_name = "SANDBOX")]
+    sandbox: Option<String>,
+    /// Remove the container (and a sandbox booted for it) when it exits.
     #[arg(long)]
     rm: bool,
+    /// Start the container, print its id and return.
+    #[arg(short, long, conflicts_with_all = ["rm", "interactive"])]
+    detach: bool,
     /// A directory to use as the container's root filesystem.
     #[arg(long, conflicts_with = "bundle", required_unless_present = "bundle")]
-    rootfs: Option<PathBuf>,
+    rootfs: Option<std::path::PathBuf>,
     /// An OCI bundle (config.json and its root).
     #[arg(long)]
-    bundle: Option<PathBuf>,
+    bundle: Option<std::path::PathBuf>,
     /// The command and its arguments (default: the bundle's).
     #[arg(last = true)]
     command: Vec<String>,
 }
 
-pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if let Some(user) = &args.process.user {
-        parse_user(user)?;
-    }
-    let (spec, rootfs) = container_spec(&args)?;
-    let sandbox = super::boot::create(&args.vm, args.name.clone(), true, args.rm).await?;
-    let outcome = tokio::select! {
-        r = run_in(&sandbox, &args, spec, &rootfs) => r,
-        _ = tokio::signal::ctrl_c() => Ok(130),
-    };
-    if args.rm || outcome.is_err() {
-        sandbox.stop().await?;
-    }
-    Ok(exit_code(outcome?))
+/// How a run ended.
+enum Outcome {
+    /// The container's process exited with this status.
+    Exited(i32),
+    /// Started and left running (`-d`).
+    Detached,
+    /// Hull was interrupted; the exit code to end with.
+    Interrupted(i32),
 }
 
-async fn run_in(
-    sandbox: &Sandbox,
+impl Outcome {
+    fn code(&self) -> ExitCode {
+        match self {
+            Outcome::Exited(status) | Outcome::Interrupted(status) => exit_code(*status),
+            Outcome::Detached => ExitCode::SUCCESS,
+        }
+    }
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (spec, rootfs) = spec::container_spec(
+        args.bundle.as_deref(),
+        args.rootfs.as_deref(),
+        &args.command,
+        &args.process,
+    )?;
+    if let Some(id) = &args.name {
+        state::validate_id(id)?;
+    }
+    match &args.sandbox {
+        Some(sandbox) => {
+            if let Some(option) = args.vm.given() {
+                bail!("--{option} does not apply with --sandbox (the VM already runs)");
+            }
+            run_in_sandbox(&args, sandbox, spec, &rootfs).await
+        }
+        None => run_new(&args, spec, &rootfs).await,
+    }
+}
+
+/// Boots a sandbox for the container; its id is the container's.
+async fn run_new(args: &RunArgs, spec: Spec, rootfs: &Path) -> anyhow::Result<ExitCode> {
+    let sandbox = super::boot::create(&args.vm, args.name.clone(), true, args.rm).await?;
+    let outcome = interruptible(async {
+        let agent = sandbox
+            .agent(Duration::from_secs(args.vm.agent_timeout))
+            .await?;
+        create_sandbox(&sandbox, &agent).await?;
+        let id = sandbox.id().to_string();
+        let (guest_root, _owner) = sandbox.add_container(&id, rootfs, false).await?;
+        start_container(&sandbox, &agent, &id, spec, &guest_root).await?;
+        follow(&sandbox, agent, &id, args).await
+    })
+    .await;
+    if args.rm || outcome.is_err() {
+        let stopped = sandbox.stop().await;
+        let outcome = outcome?;
+        stopped?;
+        return Ok(outcome.code());
+    }
+    Ok(outcome?.code())
+}
+
+/// Adds the container to the running sandbox `id`.
+async fn run_in_sandbox(
     args: &RunArgs,
+    id: &str,
     spec: Spec,
     rootfs: &Path,
-) -> anyhow::Result<i32> {
-    let wait = Duration::from_secs(args.vm.agent_timeout);
-    let agent = sandbox.agent(wait).await?;
-    let id = sandbox.id().to_string();
-    create_sandbox(sandbox, &agent).await?;
-    let share = Request::Share {
-        container: id.clone(),
-        rootfs: rootfs.to_path_buf(),
-    };
-    let guest_root = sandbox
-        .control(&share)
-        .await?
-        .guest_path
-        .unwrap_or_default();
-    create_container(sandbox, &agent, spec, &guest_root).await?;
+) -> anyhow::Result<ExitCode> {
+    let mut sandbox = Sandbox::open_running(id)?;
+    sandbox.watch().await?;
+    let container = args.name.clone().unwrap_or_else(state::new_id);
+    let (guest_root, owner) = sandbox.add_container(&container, rootfs, args.rm).await?;
+    let outcome = interruptible(async {
+        let agent = sandbox.agent(RUNNING_AGENT_WAIT).await?;
+        start_container(&sandbox, &agent, &container, spec, &guest_root).await?;
+        follow(&sandbox, agent, &container, args).await
+    })
+    .await;
+    if args.rm || outcome.is_err() {
+        let removed = sandbox.remove_container(&container).await;
+        drop(owner);
+        let outcome = outcome?;
+        removed?;
+        return Ok(outcome.code());
+    }
+    Ok(outcome?.code())
+}
+
+/// Runs `fut` unless hull is interrupted first.
+async fn interruptible(
+    fut: impl std::future::Future<Output = anyhow::Result<Outcome>>,
+) -> anyhow::Result<Outcome> {
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        outcome = fut => outcome,
+        _ = tokio::signal::ctrl_c() => Ok(Outcome::Interrupted(130)),
+        _ = term.recv() => Ok(Outcome::Interrupted(143)),
+    }
+}
+
+/// Streams the started container's stdio until it exits, or with `-d` prints
+/// its id.
+async fn follow(
+    sandbox: &Sandbox,
+    agent: AgentClient,
+    id: &str,
+    args: &RunArgs,
+) -> anyhow::Result<Outcome> {
+    if args.detach {
+        println!("{id}");
+        return Ok(Outcome::Detached);
+    }
     let p = Process {
         agent,
-        container: id,
+        container: id.to_string(),
         exec_id: String::new(),
     };
-    let status = sandbox
-        .race(
-            "the container",
-            stdio::attach(p, args.process.interactive, args.process.tty),
-        )
-        .await??;
-    Ok(status)
+    let attached = stdio::attach(p, args.process.interactive, args.process.tty);
+    let status = sandbox.race("the container", attached).await??;
+    Ok(Outcome::Exited(status))
 }
 
 async fn create_sandbox(sandbox: &Sandbox, agent: &AgentClient) -> anyhow::Result<()> {
@@ -193,23 +229,25 @@ fn shared_storage(kind: ShareKind) -> Storage {
     s
 }
 
-async fn create_container(
+/// CreateContainer and StartContainer for container `id`, its root at
+/// `guest_root`; the sandbox's id is its hostname.
+async fn start_container(
     sandbox: &Sandbox,
     agent: &AgentClient,
+    id: &str,
     mut spec: Spec,
     guest_root: &str,
 ) -> anyhow::Result<()> {
-    let id = sandbox.id().to_string();
     spec.set_root(Some(
         RootBuilder::default()
             .path(guest_root)
             .readonly(false)
             .build()?,
     ));
-    spec.set_hostname(Some(id.clone()));
+    spec.set_hostname(Some(sandbox.id().to_string()));
     let mut req = CreateContainerRequest::new();
-    req.container_id = id.clone();
-    req.exec_id = id.clone();
+    req.container_id = id.to_string();
+    req.exec_id = id.to_string();
     req.OCI = hull_protocols::protobuf::MessageField::some(spec_to_proto(&spec)?);
     sandbox
         .race("CreateContainer", async {
@@ -217,77 +255,12 @@ async fn create_container(
         })
         .await??;
     let mut start = StartContainerRequest::new();
-    start.container_id = id;
+    start.container_id = id.to_string();
     sandbox
         .race("StartContainer", async {
             agent_call!(agent, start_container, "StartContainer", &start)
         })
         .await??;
-    Ok(())
-}
-
-/// The OCI spec and host root directory: the bundle's, or a default spec around
-/// `--rootfs`; the command line's process options applied on top.
-fn container_spec(args: &RunArgs) -> anyhow::Result<(Spec, PathBuf)> {
-    let (mut spec, rootfs) = match (&args.bundle, &args.rootfs) {
-        (Some(bundle), _) => {
-            let spec = Spec::load(bundle.join("config.json"))
-                .with_context(|| format!("reading {}", bundle.join("config.json").display()))?;
-            let root = spec
-                .root()
-                .as_ref()
-                .map(|r| r.path().clone())
-                .unwrap_or_else(|| "rootfs".into());
-            (spec, bundle.join(root))
-        }
-        (None, Some(rootfs)) => (Spec::default(), rootfs.clone()),
-        (None, None) => bail!("give --rootfs DIR or --bundle DIR"),
-    };
-    if !rootfs.is_dir() {
-        bail!("container root {} is not a directory", rootfs.display());
-    }
-    apply_process(&mut spec, args)?;
-    Ok((spec, rootfs))
-}
-
-fn apply_process(spec: &mut Spec, args: &RunArgs) -> anyhow::Result<()> {
-    let base = spec.process().clone().unwrap_or_default();
-    let command = if args.command.is_empty() {
-        base.args().clone().unwrap_or_default()
-    } else {
-        args.command.clone()
-    };
-    if command.is_empty() {
-        bail!("no command given (add -- CMD...)");
-    }
-    let mut env = base.env().clone().unwrap_or_default();
-    let replaced =
-        |e: &String| e.starts_with("PATH=") || (args.process.tty && e.starts_with("TERM="));
-    env.retain(|e| !replaced(e));
-    env.extend(args.process.env());
-    let (uid, gid) = args.process.user_ids();
-    let cwd = args
-        .process
-        .workdir
-        .clone()
-        .unwrap_or_else(|| base.cwd().display().to_string());
-    let mut builder = ProcessBuilder::default()
-        .args(command)
-        .env(env)
-        .cwd(cwd)
-        .terminal(args.process.tty)
-        .user(UserBuilder::default().uid(uid).gid(gid).build()?);
-    if let Some(caps) = base.capabilities() {
-        builder = builder.capabilities(caps.clone());
-    }
-    if let Some(rlimits) = base.rlimits() {
-        builder = builder.rlimits(rlimits.clone());
-    }
-    spec.set_process(Some(
-        builder
-            .no_new_privileges(base.no_new_privileges().unwrap_or(true))
-            .build()?,
-    ));
     Ok(())
 }
 
@@ -301,18 +274,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn users_parse() {
-        assert_eq!(parse_user("1000").unwrap(), (1000, 1000));
-        assert_eq!(parse_user("1:2").unwrap(), (1, 2));
-        assert!(parse_user("bob").is_err());
-    }
-
-    #[test]
     fn nine_p_storage_has_the_kata_options() {
         let s = shared_storage(ShareKind::NineP);
         assert_eq!(s.source, "kataShared");
         assert_eq!(s.mount_point, "/run/kata-containers/shared/containers/");
         assert!(s.options.contains(&"trans=virtio".to_string()));
         assert_eq!(shared_storage(ShareKind::VirtioFs).fstype, "virtiofs");
+    }
+
+    #[test]
+    fn statuses_become_exit_codes() {
+        assert_eq!(Outcome::Exited(137).code(), ExitCode::from(137));
+        assert_eq!(Outcome::Interrupted(130).code(), ExitCode::from(130));
+        assert_eq!(Outcome::Detached.code(), ExitCode::SUCCESS);
+        assert_eq!(exit_code(300), ExitCode::from(255));
+        assert_eq!(exit_code(-1), ExitCode::from(0));
     }
 }

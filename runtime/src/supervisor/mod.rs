@@ -2,12 +2,23 @@
 //! hidden verb) that owns the VM for its whole life. It runs the VM in a private
 //! mount namespace, records its pids in the state directory, serves the control
 //! socket, notices at once when QEMU or a helper dies, and then stops everything
-//! and removes the state directory.
+//! and removes the state directory. It also keeps the sandbox's containers
+//! (records and shared root filesystems, see [`containers`]).
+//!
+//! Stopping (on request, when a `hold` owner goes away, on SIGTERM or SIGINT)
+//! is graceful first: the agent is sent DestroySandbox and the guest gets
+//! [`guest::POWER_OFF_GRACE`] to power off, then QEMU is quit, then killed.
+//!
+//! With the virtio-serial channel it also holds the one connection to the
+//! agent's port and shares it between host processes ([`mux`]).
 //!
 //! Start-up is reported to the process that launched it through an inherited
 //! pipe (fd [`READY_FD`]): a line `ok`, or `error: <message>`.
 
+pub mod containers;
+mod guest;
 mod mounts;
+pub mod mux;
 mod server;
 
 use std::io::Write;
@@ -20,6 +31,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use self::mounts::GUEST_SHARED_DIR;
 use crate::state::{SandboxState, StateDir};
+use crate::vm::spec::{ChannelSpec, VmSpec};
 use crate::vm::{Vm, VmExit};
 
 /// The file descriptor on which the supervisor reports start-up.
@@ -45,6 +57,9 @@ pub enum SupervisorError {
     /// The async runtime could not be built.
     #[error("async runtime")]
     Runtime(#[source] std::io::Error),
+    /// The agent socket of the serial channel could not be set up.
+    #[error("agent multiplexer")]
+    Mux(#[from] mux::MuxError),
 }
 
 /// Runs the supervisor of the sandbox in `dir`; returns when the VM has ended
@@ -87,6 +102,8 @@ fn start_and_serve(dir: &StateDir, ready: &mut std::fs::File) -> Result<(), Supe
 async fn supervise(dir: &StateDir, ready: &mut std::fs::File) -> Result<(), SupervisorError> {
     let spec = dir.read_spec()?;
     let mut vm = Vm::start(spec).await?;
+    // Before the state: a sandbox recorded as running has its agent socket.
+    let mux = start_mux(vm.spec())?;
     dir.write_state(&SandboxState {
         id: dir.id().to_string(),
         created: now(),
@@ -96,14 +113,30 @@ async fn supervise(dir: &StateDir, ready: &mut std::fs::File) -> Result<(), Supe
     })?;
     let (stop_tx, stop_rx) = mpsc::channel(4);
     let (exit_tx, exit_rx) = watch::channel(None);
-    let server = server::Server::bind(dir, vm.qmp().clone(), stop_tx, exit_rx)
+    let server = server::Server::bind(dir, vm.spec().clone(), vm.qmp().clone(), stop_tx, exit_rx)
         .map_err(SupervisorError::Control)?;
     let _ = writeln!(ready, "ok");
     let exit = watch_vm(&mut vm, stop_rx).await;
     tracing::info!(sandbox = dir.id(), cause = %exit.cause, "VM ended");
     let _ = exit_tx.send(Some(exit));
     server.finish().await;
+    if let Some(mux) = mux {
+        mux.stop();
+    }
     Ok(())
+}
+
+/// With the serial channel, shares the agent's port between host clients on
+/// the sandbox's agent socket (see [`mux`]).
+fn start_mux(spec: &VmSpec) -> Result<Option<mux::Mux>, SupervisorError> {
+    if spec.channel != ChannelSpec::Serial {
+        return Ok(None);
+    }
+    let paths = spec.paths();
+    Ok(Some(mux::Mux::start(
+        paths.serial_agent(),
+        &paths.agent_mux(),
+    )?))
 }
 
 /// Waits for the VM to end on its own, or stops it on request or signal.
@@ -112,14 +145,21 @@ async fn watch_vm(vm: &mut Vm, mut stop: mpsc::Receiver<()>) -> VmExit {
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        return vm.stop().await;
+        return shut_down(vm).await;
     };
     tokio::select! {
-        exit = vm.wait() => exit,
-        _ = stop.recv() => vm.stop().await,
-        _ = term.recv() => vm.stop().await,
-        _ = int.recv() => vm.stop().await,
+        exit = vm.wait() => return exit,
+        _ = stop.recv() => {}
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
+    shut_down(vm).await
+}
+
+/// Asks the guest to power off, then quits or kills QEMU if it does not.
+async fn shut_down(vm: &mut Vm) -> VmExit {
+    let ask = guest::ask_power_off(vm.spec().clone());
+    vm.shutdown(ask, guest::POWER_OFF_GRACE).await
 }
 
 fn epoch_ms(t: SystemTime) -> u64 {

@@ -82,8 +82,15 @@ pub fn unshare_rootfs(shared: &Path, container: &str) -> Result<(), MountError> 
     crate::state::validate_id(container).map_err(|_| MountError::BadId(container.to_string()))?;
     let dir = shared.join(container);
     let target = dir.join("rootfs");
-    umount2(&target, MntFlags::MNT_DETACH).map_err(failed("unmount", &target))?;
-    std::fs::remove_dir_all(&dir).map_err(|e| MountError::Dir(dir, e))
+    match umount2(&target, MntFlags::MNT_DETACH) {
+        // Not mounted (any more): there is only the directory to remove.
+        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(failed("unmount", &target)(e)),
+    }
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(MountError::Dir(dir, e)),
+        _ => Ok(()),
+    }
 }
 
 /// Detaches the shared directory and everything mounted below it, then checks

@@ -1,4 +1,8 @@
 //! The supervisor's control socket server (see [`crate::control`]).
+//!
+//! Each connection is served in its own task, one request at a time. Containers
+//! a connection shared with `owned` are removed when it closes, unless the VM
+//! has ended by then (the whole state goes with it anyway).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +12,11 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::mounts;
+use super::containers;
 use crate::control::{Reply, Request};
 use crate::state::StateDir;
 use crate::vm::qmp::Qmp;
+use crate::vm::spec::VmSpec;
 use crate::vm::VmExit;
 
 /// How long pending `wait` replies may take to be written once the VM ended.
@@ -19,6 +24,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct Shared {
     dir: StateDir,
+    spec: VmSpec,
     qmp: Arc<Qmp>,
     stop: mpsc::Sender<()>,
     exit: watch::Receiver<Option<VmExit>>,
@@ -34,6 +40,7 @@ impl Server {
     /// Listens on the sandbox's control socket.
     pub fn bind(
         dir: &StateDir,
+        spec: VmSpec,
         qmp: Arc<Qmp>,
         stop: mpsc::Sender<()>,
         exit: watch::Receiver<Option<VmExit>>,
@@ -41,6 +48,7 @@ impl Server {
         let listener = UnixListener::bind(dir.control_socket())?;
         let shared = Arc::new(Shared {
             dir: dir.clone(),
+            spec,
             qmp,
             stop,
             exit,
@@ -82,15 +90,34 @@ async fn accept_loop(
 }
 
 async fn serve(stream: UnixStream, shared: Arc<Shared>) {
+    let mut owned = Vec::new();
+    serve_requests(stream, &shared, &mut owned).await;
+    if shared.exit.borrow().is_some() {
+        return;
+    }
+    for container in owned {
+        remove_owned(&shared, &container).await;
+    }
+}
+
+/// Answers requests until the client closes, a final request was answered or
+/// the VM ended; collects the containers shared with `owned`.
+async fn serve_requests(stream: UnixStream, shared: &Shared, owned: &mut Vec<String>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut exit = shared.exit.clone();
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line,
+            _ = exit.wait_for(Option::is_some) => return,
+        };
+        let Ok(Some(line)) = line else { return };
         let request = serde_json::from_str::<Request>(&line);
         // After these the VM is gone and there is nothing left to serve.
         let last = matches!(request, Ok(Request::Hold | Request::Wait | Request::Stop));
         let reply = match request {
-            Ok(Request::Hold) => hold(&mut lines, &shared).await,
-            Ok(request) => handle(request, &shared).await,
+            Ok(Request::Hold) => hold(&mut lines, shared).await,
+            Ok(request) => handle(request, shared, owned).await,
             Err(e) => Reply::error(format!("bad request: {e}")),
         };
         let Ok(mut text) = serde_json::to_string(&reply) else {
@@ -103,7 +130,22 @@ async fn serve(stream: UnixStream, shared: Arc<Shared>) {
     }
 }
 
-async fn handle(request: Request, shared: &Shared) -> Reply {
+/// Removes a container whose owner went away, if it is still there.
+async fn remove_owned(shared: &Shared, container: &str) {
+    if !matches!(shared.dir.container(container), Ok(Some(_))) {
+        return;
+    }
+    tracing::info!(
+        container_id = container,
+        "owner went away; removing the container"
+    );
+    if let Err(e) = containers::remove(&shared.dir, &shared.spec, container).await {
+        let error = super::error_chain(&e);
+        tracing::warn!(container_id = container, %error, "cannot remove the container");
+    }
+}
+
+async fn handle(request: Request, shared: &Shared, owned: &mut Vec<String>) -> Reply {
     match request {
         Request::Status => match shared.qmp.status().await {
             Ok(status) => ok_with(|r| r.status = Some(status)),
@@ -114,18 +156,30 @@ async fn handle(request: Request, shared: &Shared) -> Reply {
             let _ = shared.stop.send(()).await;
             wait_exit(shared).await
         }
-        Request::Share { container, rootfs } => {
-            match mounts::share_rootfs(&shared.dir.shared_dir(), &container, &rootfs) {
-                Ok(path) => ok_with(|r| r.guest_path = Some(path)),
-                Err(e) => Reply::error(super::error_chain(&e)),
+        Request::Share {
+            container,
+            rootfs,
+            owned: owner,
+        } => match containers::share(&shared.dir, &container, &rootfs) {
+            Ok(path) => {
+                if owner {
+                    owned.push(container);
+                }
+                ok_with(|r| r.guest_path = Some(path))
             }
+            Err(e) => Reply::error(super::error_chain(&e)),
+        },
+        Request::Unshare { container } => done(containers::unshare(&shared.dir, &container)),
+        Request::Remove { container } => {
+            done(containers::remove(&shared.dir, &shared.spec, &container).await)
         }
-        Request::Unshare { container } => {
-            match mounts::unshare_rootfs(&shared.dir.shared_dir(), &container) {
-                Ok(()) => ok_with(|_| ()),
-                Err(e) => Reply::error(super::error_chain(&e)),
-            }
-        }
+    }
+}
+
+fn done(result: Result<(), containers::ContainerError>) -> Reply {
+    match result {
+        Ok(()) => ok_with(|_| ()),
+        Err(e) => Reply::error(super::error_chain(&e)),
     }
 }
 

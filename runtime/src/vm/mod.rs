@@ -5,8 +5,15 @@
 //! soon as QEMU or a helper exits and says why the guest stopped (power-off,
 //! reset, kernel panic, QEMU failure, a dead helper) with the console tail.
 //!
-//! Limitations: graceful stop is QMP `quit` (the guest is not asked to shut
-//! down; the agent is expected to have been told first); no hotplug yet.
+//! Stopping: [`Vm::shutdown`] first asks the guest to power off (the caller
+//! says how: the supervisor sends the agent DestroySandbox) and gives it a grace
+//! period, then falls back to [`Vm::stop`]: QMP `quit`, then SIGKILL. The exit
+//! cause says which happened: a guest that powered off is
+//! [`ExitCause::PoweredOff`], one that had to be quit is [`ExitCause::Stopped`].
+//!
+//! Limitations: the request to power off goes through the agent, so a guest
+//! whose agent is hung or not yet up is quit without a guest-side shutdown;
+//! there is no ACPI power-button path; no hotplug yet.
 
 pub mod args;
 pub mod console;
@@ -192,6 +199,28 @@ impl Vm {
             cause,
             console_tail: console::tail(&self.spec.paths().console_log(), console::TAIL_LINES),
         }
+    }
+
+    /// Stops the VM gracefully: `ask` requests a power-off from the guest and
+    /// says whether the guest took the request; if it did, the guest has
+    /// `grace` to power off before [`Vm::stop`] takes over (as it does at once
+    /// when the guest did not take it). Returns how the VM ended.
+    pub async fn shutdown(
+        &mut self,
+        ask: impl std::future::Future<Output = bool>,
+        grace: Duration,
+    ) -> VmExit {
+        let asked = tokio::select! {
+            exit = self.wait() => return exit,
+            asked = ask => asked,
+        };
+        if asked {
+            match tokio::time::timeout(grace, self.wait()).await {
+                Ok(exit) => return exit,
+                Err(_) => tracing::warn!(?grace, "the guest did not power off; quitting QEMU"),
+            }
+        }
+        self.stop().await
     }
 
     /// Stops the VM: QMP `quit`, then SIGKILL if QEMU is still there after

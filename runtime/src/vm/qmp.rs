@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, watch, Mutex};
 
 /// How long a QMP command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a bound QMP socket may refuse connections before QEMU listens.
+const LISTEN_WAIT: Duration = Duration::from_secs(2);
 
 /// Errors talking QMP.
 #[derive(Debug, thiserror::Error)]
@@ -59,10 +61,22 @@ pub struct Qmp {
 
 impl Qmp {
     /// Connects to `socket` and negotiates capabilities.
+    /// QEMU binds the socket a moment before it listens on it: a refused
+    /// connection is retried for up to [`LISTEN_WAIT`].
     pub async fn connect(socket: &Path) -> Result<Arc<Self>, QmpError> {
-        let stream = UnixStream::connect(socket)
-            .await
-            .map_err(|e| QmpError::Connect(socket.display().to_string(), e))?;
+        let deadline = tokio::time::Instant::now() + LISTEN_WAIT;
+        let stream = loop {
+            match UnixStream::connect(socket).await {
+                Ok(stream) => break stream,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => return Err(QmpError::Connect(socket.display().to_string(), e)),
+            }
+        };
         let (read, write) = stream.into_split();
         let mut lines = BufReader::new(read).lines();
         let greeting = read_message(&mut lines).await?;

@@ -141,9 +141,17 @@ impl RunPaths {
         self.dir.join("vsock.sock")
     }
 
-    /// The Unix socket QEMU listens on for the virtio-serial agent port.
+    /// The Unix socket QEMU listens on for the virtio-serial agent port. Only
+    /// the sandbox supervisor connects to it (once, for the VM's life).
     pub fn serial_agent(&self) -> PathBuf {
         self.dir.join("agent-serial.sock")
+    }
+
+    /// The supervisor's agent socket for the serial channel: each connection
+    /// is a ttrpc connection to the agent, multiplexed onto the serial port
+    /// (see `supervisor::mux`).
+    pub fn agent_mux(&self) -> PathBuf {
+        self.dir.join("agent.sock")
     }
 
     /// The vhost-user socket between QEMU and virtiofsd.
