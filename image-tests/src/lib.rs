@@ -2,5 +2,8 @@
 
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod cli;
 pub mod env;
+#[cfg(feature = "bench")]
+pub mod guest;
 pub mod qemu_tcg;

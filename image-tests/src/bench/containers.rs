@@ -14,8 +14,8 @@ use hull_runtime::agent::AgentClient;
 use hull_runtime::image::Image;
 use hull_runtime::vm::spec::Accel;
 
-pub use crate::guest::GuestError as ContainersError;
 use crate::guest::calls::{self, Stream};
+pub use crate::guest::GuestError as ContainersError;
 use crate::guest::{self, Guest};
 
 /// The applets the containers run.

@@ -58,6 +58,9 @@ pub enum BenchError {
     /// QEMU is missing.
     #[error("{0} is not installed; run `make deps`")]
     NoQemu(String),
+    /// The channel asked for (`HULL_CHANNEL`) is not available.
+    #[error("agent channel")]
+    Channel(#[from] host::ChannelChoiceError),
 }
 
 /// What to measure.
@@ -85,7 +88,8 @@ pub async fn run(config: &Config) -> Result<Report, BenchError> {
     let qemu =
         host::find_qemu(&profile.binary).ok_or(BenchError::NoQemu(profile.binary.clone()))?;
     let (accel, reason) = host::choose_accel(&config.arch);
-    let channel = host::choose_channel(profile.machine(None)?);
+    let choice = host::ChannelChoice::from_env()?;
+    let channel = host::choose_channel(profile.machine(None)?, choice)?.spec;
     let mut versions = machine::versions(&config.build_dir, &qemu);
     let mut report = Report {
         arch: config.arch.clone(),
