@@ -196,18 +196,27 @@ pub fn built_image() -> Option<String> {
     Some(env::build_dir().display().to_string())
 }
 
-/// A busybox root filesystem (the host's static busybox) that lives as long
-/// as the returned directory, and its path.
-pub fn busybox_rootfs() -> (tempfile::TempDir, String) {
+/// A busybox root filesystem for the guest's architecture (the host's static
+/// busybox, or the one `scripts/deps.sh` fetched for another architecture)
+/// that lives as long as the returned directory, and its path; `None` (the
+/// test skips, with the reason printed) without one.
+pub fn busybox_rootfs() -> Option<(tempfile::TempDir, String)> {
+    let arch = env::arch();
+    let Some(busybox) = env::busybox_for(&arch) else {
+        env::skip(&format!(
+            "no static busybox for {arch} guests (`scripts/deps.sh --for qemu-{arch}` fetches it)"
+        ));
+        return None;
+    };
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
     for tool in TOOLS {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
     }
     let path = root.display().to_string();
-    (dir, path)
+    Some((dir, path))
 }

@@ -152,15 +152,23 @@ pub fn assert_clean(state: &Path, removed: bool) {
     }
 }
 
-/// Writes a newc initrd at `out` holding a static busybox and `init` as
-/// `/init`, plus `extra` files (`(path in the image, host file)`).
+/// Writes a newc initrd at `out` holding a static busybox for the architecture
+/// under test ([`busybox_for`]) and `init` as `/init`, plus `extra` files
+/// (`(path in the image, host file)`). A missing busybox is `NotFound`.
 pub fn busybox_initrd(out: &Path, init: &str, extra: &[(&str, &Path)]) -> std::io::Result<()> {
+    let arch = arch();
+    let busybox = busybox_for(&arch).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no static busybox for {arch} guests"),
+        )
+    })?;
     let tree = tempfile::tempdir()?;
     let root = tree.path();
     for dir in ["bin", "dev", "proc", "sys", "tmp", "lib", "lib64"] {
         std::fs::create_dir_all(root.join(dir))?;
     }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox"))?;
+    std::fs::copy(busybox, root.join("bin/busybox"))?;
     std::os::unix::fs::symlink("busybox", root.join("bin/sh"))?;
     write_executable(&root.join("init"), init)?;
     for (name, host) in extra {

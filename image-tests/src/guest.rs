@@ -10,8 +10,9 @@
 //! Used by the benchmark's container figures and by the container scenarios
 //! run inside a real guest (`tests/containers_vm.rs`).
 //!
-//! Limitation: needs `/bin/busybox` on the host built for the guest's
-//! architecture (Debian's busybox-static: x86_64 only).
+//! The containers run a static busybox for the guest's architecture: the
+//! host's `/bin/busybox`, or for another architecture Debian's, fetched by
+//! `scripts/deps.sh` into `$HULL_CACHE/busybox/<arch>/` ([`env::busybox_for`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,6 +33,7 @@ use hull_runtime::vm::spec::{Accel, ShareKind, SHARE_TAG};
 use hull_runtime::vm::Vm;
 
 use crate::bench::boot::{self, BootError};
+use crate::env;
 
 pub mod calls;
 
@@ -39,7 +41,8 @@ pub mod calls;
 pub const SHARED_MOUNT: &str = "/run/kata-containers/shared/containers/";
 /// The busybox every root filesystem links to, inside the share.
 const TEMPLATE: &str = ".busybox";
-/// The host's static busybox.
+/// The host's static busybox (its applet list is the same for every
+/// architecture: Debian builds one version of busybox-static for all).
 const HOST_BUSYBOX: &str = "/bin/busybox";
 
 /// Errors of a container sandbox.
@@ -47,7 +50,7 @@ const HOST_BUSYBOX: &str = "/bin/busybox";
 pub enum GuestError {
     /// The host has no busybox for the guest.
     #[error(
-        "no static busybox for {0} guests on this host (/bin/busybox is Debian's x86_64 build)"
+        "no static busybox for {0} guests (`scripts/deps.sh --for qemu-{0}` fetches Debian's)"
     )]
     NoBusybox(String),
     /// The root filesystem could not be written.
@@ -126,16 +129,14 @@ impl Guest {
         timeout: Duration,
         name: &str,
     ) -> Result<Self, GuestError> {
-        if arch != "x86_64" || !Path::new(HOST_BUSYBOX).is_file() {
-            return Err(GuestError::NoBusybox(arch.to_string()));
-        }
+        let busybox = env::busybox_for(arch).ok_or_else(|| GuestError::NoBusybox(arch.into()))?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("hull-{name}-"))
             .tempdir()
             .map_err(|e| GuestError::Rootfs(std::env::temp_dir(), e))?;
         let shared = dir.path().join("shared");
         std::fs::create_dir_all(&shared).map_err(|e| GuestError::Rootfs(shared.clone(), e))?;
-        std::fs::copy(HOST_BUSYBOX, shared.join(TEMPLATE))
+        std::fs::copy(&busybox, shared.join(TEMPLATE))
             .map_err(|e| GuestError::Rootfs(shared.clone(), e))?;
 
         let mut opts = VmOptions::new(name);

@@ -47,6 +47,11 @@ fn check_reports_kvm_and_vsock_as_they_are() {
 fn a_guest_whose_init_exits_fails_fast_with_the_console() {
     let Some(hull) = Hull::new() else { return };
     let Some(kernel) = env::kernel() else { return };
+    if env::arch() != std::env::consts::ARCH {
+        // The image made here has no manifest (hull boots it as the host's
+        // architecture) and an initrd with the host's busybox.
+        return env::skip("a hand-made image of the host's architecture only");
+    }
     let image = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(&kernel, image.path().join("vmlinuz")).unwrap();
     let init = "#!/bin/sh\necho init-giving-up\nexit 3\n";
@@ -112,18 +117,20 @@ fn rm_force_removes_a_sandbox_at_once() {
 }
 
 /// Runs `hull run --rm --rootfs <busybox> -- CMD`.
-fn run_container(hull: &Hull, image: &str, cmd: &[&str]) -> Output {
-    let (_rootfs, root) = busybox_rootfs();
+fn run_container(hull: &Hull, image: &str, cmd: &[&str]) -> Option<Output> {
+    let (_rootfs, root) = busybox_rootfs()?;
     let mut args = vec!["run", "--rm", "--image", &image, "--rootfs", &root, "--"];
     args.extend_from_slice(cmd);
-    hull.run(&args)
+    Some(hull.run(&args))
 }
 
 #[test]
 fn run_echo_hello_prints_hello() {
     let Some(hull) = Hull::new() else { return };
     let Some(image) = built_image() else { return };
-    let out = run_container(&hull, &image, &["echo", "hello"]);
+    let Some(out) = run_container(&hull, &image, &["echo", "hello"]) else {
+        return;
+    };
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "hello\n");
     hull.assert_clean();
@@ -133,7 +140,9 @@ fn run_echo_hello_prints_hello() {
 fn run_passes_stdin_through_and_exits_with_the_container_status() {
     let Some(hull) = Hull::new() else { return };
     let Some(image) = built_image() else { return };
-    let (_rootfs, root) = busybox_rootfs();
+    let Some((_rootfs, root)) = busybox_rootfs() else {
+        return;
+    };
     // More than one WriteStdin, and bytes that are not text.
     let input: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let args = [
@@ -179,7 +188,9 @@ fn run_refuses_a_missing_rootfs_before_booting() {
 fn containers_share_a_sandbox_and_kill_ends_the_run() {
     let Some(hull) = Hull::new() else { return };
     let Some(image) = built_image() else { return };
-    let (_rootfs, root) = busybox_rootfs();
+    let Some((_rootfs, root)) = busybox_rootfs() else {
+        return;
+    };
     let mut first = hull.spawn(&[
         "run", "--rm", "--name", "k", "--image", &image, "--rootfs", &root, "--", "sleep", "1000",
     ]);
@@ -355,7 +366,9 @@ fn a_detached_container_is_killed_and_removed(hull: &Hull, root: &str) {
 fn ctrl_c_ends_a_run_and_cleans_up() {
     let Some(hull) = Hull::new() else { return };
     let Some(image) = built_image() else { return };
-    let (_rootfs, root) = busybox_rootfs();
+    let Some((_rootfs, root)) = busybox_rootfs() else {
+        return;
+    };
     let mut run = hull.spawn(&[
         "run", "--rm", "--name", "c", "--image", &image, "--rootfs", &root, "--", "sleep", "1000",
     ]);
@@ -370,7 +383,9 @@ fn ctrl_c_ends_a_run_and_cleans_up() {
 fn a_killed_hull_run_is_cleaned_up_by_the_supervisor() {
     let Some(hull) = Hull::new() else { return };
     let Some(image) = built_image() else { return };
-    let (_rootfs, root) = busybox_rootfs();
+    let Some((_rootfs, root)) = busybox_rootfs() else {
+        return;
+    };
     let mut run = hull.spawn(&[
         "run", "--rm", "--name", "x", "--image", &image, "--rootfs", &root, "--", "sleep", "1000",
     ]);
@@ -384,7 +399,9 @@ fn a_killed_hull_run_is_cleaned_up_by_the_supervisor() {
 #[test]
 fn unknown_ids_are_named() {
     let Some(hull) = Hull::new() else { return };
-    let (_rootfs, root) = busybox_rootfs();
+    let Some((_rootfs, root)) = busybox_rootfs() else {
+        return;
+    };
     let exec = hull.run(&["exec", "nosuch", "--", "true"]);
     assert!(!exec.status.success());
     assert!(

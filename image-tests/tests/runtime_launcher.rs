@@ -27,7 +27,10 @@ impl TestVm {
         let image = dir.path().join("image");
         std::fs::create_dir_all(image.join("run")).ok()?;
         std::os::unix::fs::symlink(&kernel, image.join("vmlinuz")).ok()?;
-        env::busybox_initrd(&image.join("initrd.img"), init, extra).ok()?;
+        if let Err(e) = env::busybox_initrd(&image.join("initrd.img"), init, extra) {
+            env::skip(&format!("busybox initrd: {e}"));
+            return None;
+        }
         Some(Self { dir })
     }
 
@@ -40,6 +43,7 @@ impl TestVm {
         let mut opts = VmOptions::new("launcher-test");
         opts.memory_mib = 256;
         opts.accel = Some(Accel::Tcg);
+        opts.arch = Some(env::arch());
         let plan = plan(&image, &opts, &self.run_dir()).unwrap();
         Vm::start(plan.spec).await.unwrap()
     }

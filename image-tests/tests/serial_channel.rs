@@ -52,7 +52,9 @@ fn check_reports_a_forced_serial_channel() {
 fn run_over_the_serial_channel_prints_hello() {
     let Some(hull) = Hull::new() else { return };
     let Some(image) = built_image() else { return };
-    let (_rootfs, root) = busybox_rootfs();
+    let Some((_rootfs, root)) = busybox_rootfs() else {
+        return;
+    };
     let out = hull
         .command(&[
             "run", "--rm", "--image", &image, "--rootfs", &root, "--", "echo", "hello",
@@ -69,7 +71,9 @@ fn run_over_the_serial_channel_prints_hello() {
 fn exec_and_a_detached_container_work_beside_an_attached_run() {
     let Some(hull) = Hull::new() else { return };
     let Some(image) = built_image() else { return };
-    let (_rootfs, root) = busybox_rootfs();
+    let Some((_rootfs, root)) = busybox_rootfs() else {
+        return;
+    };
     let mut first = hull.spawn(&[
         "run",
         "--rm",

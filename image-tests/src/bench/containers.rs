@@ -5,8 +5,8 @@
 //!
 //! Each container gets its own read-only root filesystem on the share.
 //!
-//! Limitation: needs `/bin/busybox` on the host built for the guest's
-//! architecture (Debian's busybox-static: x86_64 only).
+//! The containers run a static busybox for the guest's architecture (see
+//! [`crate::guest`]).
 
 use std::time::{Duration, Instant};
 
