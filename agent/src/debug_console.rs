@@ -8,21 +8,18 @@
 //! Limitation: no window-size propagation over vsock (the stream carries bytes only).
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use hull_init::reaper::Reaper;
-use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::pty::openpty;
-use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::fd_stream::FdStream;
 use crate::state::Agent;
 
 /// Pause before restarting a console shell that exited.
@@ -109,14 +106,14 @@ where
         .spawn(&mut shell_command(shell, &pty.slave)?)
         .map_err(io::Error::other)?;
     drop(pty.slave);
-    let master = PtyMaster::new(pty.master)?;
+    let master = FdStream::pty_master(pty.master)?;
     relay(conn, master).await?;
     spawned.exit.await.map_err(io::Error::other)?;
     Ok(())
 }
 
 /// Copies both ways until the shell side ends (the pty reports EIO when it exits).
-async fn relay<S>(conn: S, master: PtyMaster) -> io::Result<()>
+async fn relay<S>(conn: S, master: FdStream) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -166,73 +163,6 @@ fn shell_command(shell: &Path, tty: &OwnedFd) -> io::Result<Command> {
         });
     }
     Ok(cmd)
-}
-
-/// The master side of a pty as a tokio reader and writer.
-struct PtyMaster {
-    fd: AsyncFd<OwnedFd>,
-}
-
-impl PtyMaster {
-    fn new(fd: OwnedFd) -> io::Result<Self> {
-        let flags = OFlag::from_bits_truncate(fcntl(&fd, FcntlArg::F_GETFL)?);
-        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-        // SAFETY: an OwnedFd keeps its descriptor open and unchanged until it is
-        // dropped, and the AsyncFd owns it for its whole life.
-        let fd = unsafe { AsyncFd::register(fd) }.map_err(io::Error::from)?;
-        Ok(PtyMaster { fd })
-    }
-}
-
-impl AsyncRead for PtyMaster {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
-            let unfilled = buf.initialize_unfilled();
-            match guard
-                .try_io(|fd| nix::unistd::read(fd.get_ref(), unfilled).map_err(io::Error::from))
-            {
-                Ok(Ok(n)) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                // The slave side closed: the shell is gone. That is the end of the stream.
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Poll::Ready(Ok(())),
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-}
-
-impl AsyncWrite for PtyMaster {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
-            match guard.try_io(|fd| {
-                nix::unistd::write(fd.get_ref().as_fd(), data).map_err(io::Error::from)
-            }) {
-                Ok(result) => return Poll::Ready(result),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
 }
 
 #[cfg(test)]

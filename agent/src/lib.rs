@@ -19,6 +19,7 @@ pub mod config;
 pub mod container;
 pub mod copy_file;
 pub mod debug_console;
+pub mod fd_stream;
 pub mod files;
 pub mod guest;
 pub mod logging;

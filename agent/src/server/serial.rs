@@ -25,15 +25,16 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hull_protocols::ttrpc::r#async::transport::Listener;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use thiserror::Error;
-use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
+
+use crate::fd_stream::FdStream;
 
 /// How often the agent looks for a host end while none is connected.
 pub const HOST_POLL: Duration = Duration::from_millis(100);
@@ -233,9 +234,9 @@ impl SerialPort {
 }
 
 impl HostLink for SerialPort {
-    type Stream = PortStream;
+    type Stream = FdStream;
 
-    async fn connected(&mut self) -> Result<PortStream, SerialError> {
+    async fn connected(&mut self) -> Result<FdStream, SerialError> {
         let fd = self
             .fd
             .take()
@@ -250,20 +251,14 @@ impl HostLink for SerialPort {
                 }
             }
         }
-        // SAFETY: an OwnedFd keeps its descriptor open and unchanged until it is
-        // dropped; the AsyncFd owns it until `release` takes it back.
-        match unsafe { AsyncFd::register(fd) } {
-            Ok(fd) => Ok(PortStream { fd }),
-            Err(e) => {
-                let (fd, error) = e.into_parts();
-                self.fd = Some(fd);
-                Err(self.watch_error(error))
-            }
-        }
+        FdStream::new(fd).map_err(|(fd, error)| {
+            self.fd = Some(fd);
+            self.watch_error(error)
+        })
     }
 
-    fn release(&mut self, stream: PortStream) {
-        self.fd = Some(stream.fd.into_inner());
+    fn release(&mut self, stream: FdStream) {
+        self.fd = Some(stream.into_inner());
     }
 }
 
@@ -302,60 +297,6 @@ fn locate(location: &PortLocation) -> Option<PathBuf> {
         })
         .map(|entry| location.dev.join(entry.file_name()))
         .filter(|node| node.exists())
-}
-
-/// The port as a tokio stream for one session.
-struct PortStream {
-    fd: AsyncFd<OwnedFd>,
-}
-
-impl AsyncRead for PortStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        loop {
-            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
-            let unfilled = buf.initialize_unfilled();
-            match guard
-                .try_io(|fd| nix::unistd::read(fd.get_ref(), unfilled).map_err(io::Error::from))
-            {
-                Ok(Ok(n)) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Ok(Err(e)) => return Poll::Ready(Err(e)),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-}
-
-impl AsyncWrite for PortStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        loop {
-            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
-            match guard.try_io(|fd| {
-                nix::unistd::write(fd.get_ref().as_fd(), data).map_err(io::Error::from)
-            }) {
-                Ok(result) => return Poll::Ready(result),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
 }
 
 #[cfg(test)]
