@@ -6,8 +6,8 @@
 //!
 //! Channels: vsock through vhost-device-vsock (hybrid `CONNECT`) with
 //! `vhost-user-vsock-pci` on q35, virt and pseries; s390x has no
-//! `vhost-user-vsock-ccw` in QEMU, so the runtime uses `vhost-user-vsock-pci`
-//! over zPCI there, and its virtio-serial fallback where that is chosen.
+//! vhost-user-vsock device on CCW in QEMU, so without the kernel's vhost-vsock
+//! the runtime uses its virtio-serial channel (virtio-serial-ccw) there.
 //! The channel used is printed.
 //!
 //! The container run uses a static busybox for the guest's architecture

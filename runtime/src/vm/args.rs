@@ -293,7 +293,10 @@ mod tests {
 
     #[test]
     fn s390x_uses_the_sclp_console_and_ccw() {
+        // No vhost-user-vsock on CCW: hybrid vsock is refused, serial is used.
+        assert!(qemu_args(&spec("s390x", None)).is_err());
         let mut s = spec("s390x", None);
+        s.channel = ChannelSpec::Serial;
         s.boot.disk = Some("/img/rootfs.img".into());
         s.share = Some(ShareSpec {
             kind: ShareKind::VirtioFs,
@@ -306,6 +309,10 @@ mod tests {
         );
         assert!(line.contains("-device virtio-blk-ccw,drive=rootdisk"));
         assert!(line.contains("-device vhost-user-fs-ccw,chardev=fs,tag=kataShared"));
+        assert!(
+            line.contains("-device virtio-serial-ccw,id=agentbus"),
+            "{line}"
+        );
     }
 
     #[test]
