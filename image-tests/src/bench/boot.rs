@@ -44,10 +44,11 @@ pub enum BootError {
     #[error("the guest ended before {what}: {exit}")]
     Ended { what: &'static str, exit: String },
     /// Nothing within the time limit.
-    #[error("no {what} within {waited:?}")]
+    #[error("no {what} within {waited:?}; console (last lines):\n{console}")]
     Timeout {
         what: &'static str,
         waited: Duration,
+        console: String,
     },
     /// The agent answered readiness but failed a later call.
     #[error("agent")]
@@ -142,6 +143,7 @@ pub async fn until<T>(
         value = tokio::time::timeout(timeout, fut) => value.map_err(|_| BootError::Timeout {
             what,
             waited: timeout,
+            console: hull_runtime::vm::console::tail(&vm.spec().paths().console_log(), 15),
         }),
         exit = vm.wait() => Err(BootError::Ended { what, exit: exit.to_string() }),
     }
