@@ -240,6 +240,14 @@ impl Sandbox {
     /// Sends a request to the supervisor.
     pub async fn control(&self, request: &Request) -> Result<Reply, SandboxError> {
         let mut client = self.connect_control().await?;
+        self.call(&mut client, request).await
+    }
+
+    async fn call(
+        &self,
+        client: &mut ControlClient,
+        request: &Request,
+    ) -> Result<Reply, SandboxError> {
         client
             .call(request)
             .await
@@ -268,10 +276,7 @@ impl Sandbox {
             rootfs: rootfs.to_path_buf(),
             owned,
         };
-        let reply = client
-            .call(&share)
-            .await
-            .map_err(|e| SandboxError::Control(self.id().to_string(), e))?;
+        let reply = self.call(&mut client, &share).await?;
         let guest_root = reply.guest_path.unwrap_or_default();
         Ok((guest_root, ContainerOwner { _client: client }))
     }

@@ -14,7 +14,7 @@ mod agent_service;
 mod containers;
 mod copy_file;
 mod guest;
-mod health;
+pub(crate) mod health;
 mod metrics;
 mod oom;
 mod process;

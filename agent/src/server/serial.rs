@@ -301,20 +301,15 @@ fn locate(location: &PortLocation) -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::Arc;
 
-    use async_trait::async_trait;
-    use hull_protocols::health::{
-        health_check_response::ServingStatus, CheckRequest, HealthCheckResponse,
-        VersionCheckResponse,
-    };
-    use hull_protocols::health_ttrpc::{create_health, Health, HealthClient};
-    use hull_protocols::ttrpc::r#async::TtrpcContext;
+    use hull_protocols::health::{health_check_response::ServingStatus, CheckRequest};
+    use hull_protocols::health_ttrpc::{create_health, HealthClient};
     use hull_protocols::ttrpc::{self, context, r#async::Client, r#async::Server};
 
-    use std::path::Path;
-
     use super::*;
+    use crate::rpc::health::HealthRpc;
 
     /// Host ends handed over by the test, one per session.
     struct FakeLink(mpsc::Receiver<DuplexStream>);
@@ -332,30 +327,6 @@ mod tests {
         fn release(&mut self, _stream: DuplexStream) {}
     }
 
-    struct Serving;
-
-    #[async_trait]
-    impl Health for Serving {
-        async fn check(
-            &self,
-            _ctx: &TtrpcContext,
-            _req: CheckRequest,
-        ) -> ttrpc::Result<HealthCheckResponse> {
-            Ok(HealthCheckResponse {
-                status: ServingStatus::SERVING.into(),
-                ..Default::default()
-            })
-        }
-
-        async fn version(
-            &self,
-            _ctx: &TtrpcContext,
-            _req: CheckRequest,
-        ) -> ttrpc::Result<VersionCheckResponse> {
-            Ok(VersionCheckResponse::default())
-        }
-    }
-
     async fn check(host: DuplexStream) -> ServingStatus {
         let client = HealthClient::new(Client::new(ttrpc::r#async::transport::Socket::new(host)));
         let reply = client
@@ -370,7 +341,7 @@ mod tests {
         let (listener, sessions) = listener();
         let mut server = Server::new()
             .add_listener(listener)
-            .register_service(create_health(Arc::new(Serving)));
+            .register_service(create_health(Arc::new(HealthRpc)));
         server.start().await.unwrap();
         let (hosts_tx, hosts_rx) = mpsc::channel(1);
         let bridge = tokio::spawn(serve_sessions(FakeLink(hosts_rx), sessions));

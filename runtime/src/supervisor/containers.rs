@@ -3,7 +3,6 @@
 //! directory, added together and removed together.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{guest, mounts};
 use crate::agent::AgentError;
@@ -33,10 +32,7 @@ pub fn share(dir: &StateDir, id: &str, rootfs: &Path) -> Result<String, Containe
     let record = ContainerRecord {
         id: id.to_string(),
         sandbox: dir.id().to_string(),
-        created: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default(),
+        created: super::now(),
         rootfs: rootfs.to_path_buf(),
     };
     dir.add_container(&record)?;

@@ -168,7 +168,8 @@ fn epoch_ms(t: SystemTime) -> u64 {
         .unwrap_or_default()
 }
 
-fn now() -> u64 {
+/// Seconds since the epoch.
+pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
